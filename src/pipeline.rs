@@ -1,0 +1,318 @@
+//! The synchronous core every driver shares (demo, replay, Kafka, benches): decode ->
+//! classify -> window -> baseline/detect -> crisis events. No I/O, no async, no clock reads:
+//! watermarks and processing time come in as arguments.
+
+use sha2::{Digest, Sha256};
+
+use crate::classify::{Classification, Classifier, ClassifyError, ClassifyInput, Scratch};
+use crate::config::Config;
+use crate::detect::{Assessment, DETECTOR_VERSION, Detector, SeriesState, Transition};
+use crate::event::{
+    self, Channel, ChannelCounts, ContactEvent, CrisisEvent, CrisisState, DecodeContext,
+    DecodeError, DecodeLimits, SCHEMA_VERSION, TermCount,
+};
+use crate::window::{Admit, Aggregator, ClosedWindow, WindowSpec};
+
+/// One closed window of one series, scored: a row of `--windows` output and the pulse gauges.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowReport {
+    pub topic: u16,
+    /// `None` for the all-channels series of the topic.
+    pub channel: Option<Channel>,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub observed: u64,
+    pub contacts: u64,
+    pub expected: f64,
+    pub upper: f64,
+    pub p_value: f64,
+    pub score: f64,
+    pub state: SeriesState,
+}
+
+/// What the pipeline produces as windows close.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    Window(WindowReport),
+    Crisis(Box<CrisisEvent>),
+}
+
+/// Counters the drivers publish as metrics (plain integers: the hot path stays cheap).
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    pub events_by_channel: [u64; Channel::COUNT],
+    pub complaints_by_topic: Vec<u64>,
+    pub late_events: u64,
+    pub windows_closed: u64,
+    pub crises_opened: u64,
+    pub crises_escalated: u64,
+    pub crises_resolved: u64,
+}
+
+/// What happened to one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ingested {
+    Counted { topic: u16, complaint: bool },
+    Late { topic: u16 },
+}
+
+pub struct Pipeline {
+    classifier: Classifier,
+    aggregator: Aggregator,
+    topic_detector: Detector,
+    channel_detector: Detector,
+    limits: DecodeLimits,
+    scratch: Scratch,
+    cls: Classification,
+    closed: Vec<ClosedWindow>,
+    assessed: Vec<Assessment>,
+    series_buf: Vec<f64>,
+    stats: Stats,
+    /// Score channel-level series too (per topic x channel windows); costs detector time.
+    pub per_channel: bool,
+}
+
+impl Pipeline {
+    pub fn new(cfg: &Config) -> Result<Self, ClassifyError> {
+        let classifier = Classifier::new(&cfg.topics, &cfg.complaint)?;
+        let n_topics = classifier.topics().len();
+        let size = cfg.window.size.as_millis();
+        let hop = cfg.window.hop.map_or(size, |h| h.as_millis());
+        let spec = WindowSpec {
+            size_ms: size,
+            hop_ms: hop,
+            ..WindowSpec::tumbling(size)
+        };
+        Ok(Pipeline {
+            aggregator: Aggregator::new(spec, n_topics, cfg.window.samples_per_window),
+            topic_detector: Detector::new(&cfg.detect, hop),
+            channel_detector: Detector::new(&cfg.detect, hop),
+            limits: cfg.input.limits(),
+            scratch: Scratch::default(),
+            cls: Classification::default(),
+            closed: Vec::new(),
+            assessed: Vec::new(),
+            series_buf: Vec::new(),
+            stats: Stats {
+                complaints_by_topic: vec![0; n_topics],
+                ..Stats::default()
+            },
+            classifier,
+            per_channel: true,
+        })
+    }
+
+    pub fn topics(&self) -> &[String] {
+        self.classifier.topics()
+    }
+
+    pub fn classifier(&self) -> &Classifier {
+        &self.classifier
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    pub fn limits(&self) -> &DecodeLimits {
+        &self.limits
+    }
+
+    pub fn aggregator(&self) -> &Aggregator {
+        &self.aggregator
+    }
+
+    /// Decodes, validates and ingests one JSON payload.
+    pub fn ingest_json(
+        &mut self,
+        bytes: &[u8],
+        ctx: &DecodeContext,
+    ) -> Result<Ingested, DecodeError> {
+        let ev = event::decode(bytes, &self.limits, ctx)?;
+        Ok(self.ingest(&ev))
+    }
+
+    /// Classifies and windows one valid event.
+    pub fn ingest(&mut self, ev: &ContactEvent<'_>) -> Ingested {
+        let input = ClassifyInput {
+            text: ev.text.as_deref(),
+            language: ev.language.as_deref(),
+            topic: ev.topic.as_deref(),
+            complaint: ev.complaint,
+            sentiment: ev.sentiment,
+        };
+        self.classifier
+            .classify(&input, &mut self.scratch, &mut self.cls);
+        self.stats.events_by_channel[ev.channel.index()] += 1;
+        let topic = self.cls.topic;
+        match self.aggregator.add(
+            ev.event_time,
+            topic,
+            ev.channel,
+            self.cls.complaint,
+            &self.cls.terms,
+            &ev.id,
+        ) {
+            Admit::Counted => {
+                if self.cls.complaint {
+                    self.stats.complaints_by_topic[topic.index()] += 1;
+                }
+                Ingested::Counted {
+                    topic: topic.0,
+                    complaint: self.cls.complaint,
+                }
+            }
+            Admit::Late => {
+                self.stats.late_events += 1;
+                Ingested::Late { topic: topic.0 }
+            }
+        }
+    }
+
+    /// Closes the windows the watermark has passed and runs detection on them.
+    pub fn advance(&mut self, watermark_ms: i64, out: &mut Vec<Output>) {
+        self.closed.clear();
+        let mut closed = std::mem::take(&mut self.closed);
+        self.aggregator.advance(watermark_ms, &mut closed);
+        for w in &closed {
+            self.detect_window(w, out);
+        }
+        self.closed = closed;
+    }
+
+    /// Closes every window that holds data (end of a finite input).
+    pub fn flush(&mut self, out: &mut Vec<Output>) {
+        let mut closed = std::mem::take(&mut self.closed);
+        closed.clear();
+        self.aggregator.flush(&mut closed);
+        for w in &closed {
+            self.detect_window(w, out);
+        }
+        self.closed = closed;
+    }
+
+    fn detect_window(&mut self, w: &ClosedWindow, out: &mut Vec<Output>) {
+        self.stats.windows_closed += 1;
+        self.series_buf.clear();
+        self.series_buf
+            .extend(w.topics.iter().map(|t| t.complaints as f64));
+        self.topic_detector
+            .assess(w.start_ms, &self.series_buf, &mut self.assessed);
+        for (i, (t, a)) in w.topics.iter().zip(&self.assessed).enumerate() {
+            out.push(Output::Window(WindowReport {
+                topic: i as u16,
+                channel: None,
+                start_ms: w.start_ms,
+                end_ms: w.end_ms,
+                observed: t.complaints,
+                contacts: t.contacts,
+                expected: a.expected,
+                upper: a.upper,
+                p_value: a.p_value,
+                score: a.score,
+                state: a.state,
+            }));
+            if let Some(tr) = a.transition {
+                let ev = self.crisis_event(i, w, a, tr);
+                match ev.state {
+                    CrisisState::Opened => self.stats.crises_opened += 1,
+                    CrisisState::Escalated => self.stats.crises_escalated += 1,
+                    CrisisState::Resolved => self.stats.crises_resolved += 1,
+                }
+                out.push(Output::Crisis(Box::new(ev)));
+            }
+        }
+        if self.per_channel {
+            self.series_buf.clear();
+            for t in &w.topics {
+                self.series_buf
+                    .extend(t.by_channel.iter().map(|&c| c as f64));
+            }
+            self.channel_detector
+                .assess(w.start_ms, &self.series_buf, &mut self.assessed);
+            for (j, a) in self.assessed.iter().enumerate() {
+                let (i, c) = (j / Channel::COUNT, j % Channel::COUNT);
+                out.push(Output::Window(WindowReport {
+                    topic: i as u16,
+                    channel: Some(Channel::ALL[c]),
+                    start_ms: w.start_ms,
+                    end_ms: w.end_ms,
+                    observed: w.topics[i].by_channel[c],
+                    contacts: 0,
+                    expected: a.expected,
+                    upper: a.upper,
+                    p_value: a.p_value,
+                    score: a.score,
+                    state: a.state,
+                }));
+            }
+        }
+    }
+
+    fn crisis_event(
+        &self,
+        topic: usize,
+        w: &ClosedWindow,
+        a: &Assessment,
+        tr: Transition,
+    ) -> CrisisEvent {
+        let (state, onset) = match tr {
+            Transition::Opened { onset_ms } => (CrisisState::Opened, onset_ms),
+            Transition::Escalated { onset_ms } => (CrisisState::Escalated, onset_ms),
+            Transition::Resolved { onset_ms } => (CrisisState::Resolved, onset_ms),
+        };
+        let name = &self.classifier.topics()[topic];
+        let crisis_id = crisis_id(name, onset);
+        let t = &w.topics[topic];
+        CrisisEvent {
+            schema_version: SCHEMA_VERSION,
+            event_id: format!("{crisis_id}-{}-{}", state.as_str(), w.start_ms),
+            crisis_id,
+            topic: name.clone(),
+            state,
+            severity: a.severity,
+            window_start: event::format_rfc3339(w.start_ms),
+            window_end: event::format_rfc3339(w.end_ms),
+            onset: event::format_rfc3339(onset),
+            observed: t.complaints,
+            expected: round3(a.expected),
+            upper_bound: round3(a.upper),
+            p_value: a.p_value,
+            score: round3(a.score),
+            ratio: round3(a.ratio),
+            channels: ChannelCounts::from_array(&t.by_channel),
+            top_terms: t
+                .terms
+                .iter()
+                .take(5)
+                .map(|&(id, count)| TermCount {
+                    term: self.classifier.term(id).to_string(),
+                    count,
+                })
+                .collect(),
+            sample_event_ids: t.samples.clone(),
+            peak_observed: a.peak.max(0.0) as u64,
+            windows_in_crisis: a.windows_in_crisis,
+            detector_version: DETECTOR_VERSION.to_string(),
+        }
+    }
+}
+
+fn round3(x: f64) -> f64 {
+    if x.is_finite() {
+        (x * 1000.0).round() / 1000.0
+    } else {
+        0.0
+    }
+}
+
+/// Deterministic crisis id: the same topic and onset window always give the same id, so
+/// downstream consumers can drop duplicates after a restart.
+pub fn crisis_id(topic: &str, onset_ms: i64) -> String {
+    let mut h = Sha256::new();
+    h.update(topic.as_bytes());
+    h.update([0]);
+    h.update(onset_ms.to_be_bytes());
+    let d = h.finalize();
+    format!("cr-{}", hex::encode(&d[..8]))
+}

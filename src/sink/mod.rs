@@ -1,0 +1,3 @@
+//! Outputs: crisis events as NDJSON, closed windows as CSV or Parquet.
+
+pub mod windows;

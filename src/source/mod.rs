@@ -1,0 +1,5 @@
+//! Inputs: the built-in simulator, file replay (NDJSON, CSV, Parquet) and Kafka.
+
+pub mod file;
+pub mod kafka_config;
+pub mod sim;
