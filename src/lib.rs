@@ -10,6 +10,8 @@
 //! - [`pipeline`]: the synchronous core every driver shares
 //! - [`source`]: inputs: simulator, files, Kafka
 //! - [`sink`]: outputs: NDJSON, window tables, Kafka
+//! - [`metrics`]: Prometheus registry and the metrics every driver publishes
+//! - [`http`]: /metrics, /healthz, /readyz
 //! - [`app`]: the drivers behind each CLI command
 
 pub mod app;
@@ -19,6 +21,8 @@ pub mod clock;
 pub mod config;
 pub mod detect;
 pub mod event;
+pub mod http;
+pub mod metrics;
 pub mod pipeline;
 pub mod sink;
 pub mod source;
