@@ -14,10 +14,12 @@ mod tests;
 
 use std::collections::{BTreeMap, HashMap};
 
+use serde::{Deserialize, Serialize};
+
 use crate::event::{Channel, EventTime, TopicId};
 
 /// Window geometry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WindowSpec {
     /// Window length (ms).
     pub size_ms: i64,
@@ -63,7 +65,7 @@ pub struct ClosedWindow {
     pub topics: Vec<TopicCounts>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct BinTopic {
     complaints: u64,
     contacts: u64,
@@ -80,8 +82,9 @@ pub enum Admit {
     Late,
 }
 
-/// Event-time window aggregator for a fixed set of topics.
-#[derive(Debug, Clone)]
+/// Event-time window aggregator for a fixed set of topics. Serializable: it is part of the
+/// checkpointed state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Aggregator {
     spec: WindowSpec,
     n_topics: usize,
