@@ -314,9 +314,6 @@ pub fn decode<'a>(
     limits: &DecodeLimits,
     ctx: &DecodeContext,
 ) -> Result<ContactEvent<'a>, DecodeError> {
-    if bytes.is_empty() || bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(DecodeError::new(DecodeReason::Empty, "empty payload"));
-    }
     if bytes.len() > limits.max_bytes {
         return Err(DecodeError::new(
             DecodeReason::Oversize,
@@ -326,6 +323,9 @@ pub fn decode<'a>(
                 limits.max_bytes
             ),
         ));
+    }
+    if bytes.is_empty() || bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(DecodeError::new(DecodeReason::Empty, "empty payload"));
     }
     let text = std::str::from_utf8(bytes).map_err(|e| {
         DecodeError::new(
