@@ -2,6 +2,8 @@
 //! `--log-format json` (or `CRISIS_PULSE_LOG_FORMAT=json`), level from `RUST_LOG` (default
 //! `info`), always on stderr so stdout stays free for crisis events.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 /// How log lines look.
@@ -26,7 +28,11 @@ pub fn try_init(format: LogFormat) -> Result<(), Box<dyn std::error::Error + Sen
         .with_writer(std::io::stderr);
     match format {
         // The module path adds nothing an operator needs on a terminal.
-        LogFormat::Text => b.with_target(false).try_init(),
+        // Colours only on a terminal: piped or collected logs stay plain text.
+        LogFormat::Text => b
+            .with_target(false)
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
         LogFormat::Json => b.json().flatten_event(true).try_init(),
     }
 }
