@@ -207,11 +207,11 @@ impl LatencyReported {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::event::Severity;
+mod tests_support {
+    use crate::event::{CrisisEvent, Severity};
 
-    fn crisis(state: CrisisState) -> CrisisEvent {
+    /// An `outage` crisis event: observed 37, expected 14.2, upper bound 25.5.
+    pub fn crisis() -> CrisisEvent {
         let line = r#"{"schema_version":1,"crisis_id":"cr-1","event_id":"e","topic":"outage",
             "state":"opened","severity":"high","window_start":"a","window_end":"b","onset":"a",
             "observed":37,"expected":14.2,"upper_bound":25.5,"p_value":1e-7,"score":1.0,
@@ -219,8 +219,18 @@ mod tests {
             "top_terms":[],"sample_event_ids":[],"peak_observed":37,"windows_in_crisis":1,
             "detector_version":"x"}"#;
         let mut c: CrisisEvent = serde_json::from_str(line).unwrap();
-        c.state = state;
         c.severity = Severity::High;
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn crisis(state: CrisisState) -> CrisisEvent {
+        let mut c = tests_support::crisis();
+        c.state = state;
         c
     }
 
@@ -273,5 +283,49 @@ mod tests {
         assert_eq!(m.delivery_errors.with_label_values(&["dlq"]).get(), 1);
         assert_eq!(m.rebalances.with_label_values(&["assign"]).get(), 1);
         assert_eq!(m.assigned_partitions.get(), 3);
+    }
+}
+
+#[cfg(test)]
+mod log_format_tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Capture {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The lifecycle line reads as plain text in the default (human) format.
+    #[test]
+    fn crisis_line_is_readable_without_json() {
+        let cap = Capture::default();
+        let w = cap.clone();
+        let sub = tracing_subscriber::fmt()
+            .with_writer(move || w.clone())
+            .with_ansi(false)
+            .with_target(false)
+            .finish();
+        let mut c = tests_support::crisis();
+        c.state = CrisisState::Opened;
+        tracing::subscriber::with_default(sub, || {
+            CrisisChanged { event: &c }.emit(&Metrics::new());
+        });
+        let text = String::from_utf8(cap.0.lock().unwrap().clone()).unwrap();
+        assert!(
+            text.contains(
+                "WARN CRISIS OPENED topic=outage severity=high observed=37 expected=14.2 \
+                 upper_bound=25.5"
+            ),
+            "{text}"
+        );
     }
 }
