@@ -95,15 +95,7 @@ impl Metrics {
             catalog: Vec::new(),
         };
         let t = &["topic"];
-        let batch_latency = b.histogram(
-            "crisis_pulse_batch_processing_seconds",
-            "Processing time per batch of consumed records (demo: per closed window).",
-        );
-        let detection_latency = b.histogram(
-            "crisis_pulse_detection_latency_seconds",
-            "Wall time from the watermark closing a window to its results being published.",
-        );
-        let m = Metrics {
+        let mut m = Metrics {
             window_observed: b.gauge_vec(
                 "crisis_pulse_window_observed_complaints",
                 "Complaints in the last closed window, per topic.",
@@ -204,14 +196,23 @@ impl Metrics {
                 "Always 1; the version label tells which build is running.",
                 &["version"],
             ),
-            batch: LatencyRecorder::new("batch", Some(batch_latency.clone())),
-            detection: LatencyRecorder::new("detection", Some(detection_latency.clone())),
-            batch_latency,
-            detection_latency,
+            batch_latency: b.histogram(
+                "crisis_pulse_batch_processing_seconds",
+                "Processing time per batch of consumed records (demo: per closed window).",
+            ),
+            detection_latency: b.histogram(
+                "crisis_pulse_detection_latency_seconds",
+                "Wall time from the watermark closing a window to its results being published.",
+            ),
+            // Attached to the histograms just below.
+            batch: LatencyRecorder::standalone("batch"),
+            detection: LatencyRecorder::standalone("detection"),
             last: Arc::new(Mutex::new(Default::default())),
             catalog: Arc::new(b.catalog),
             registry: b.registry,
         };
+        m.batch = LatencyRecorder::new("batch", Some(m.batch_latency.clone()));
+        m.detection = LatencyRecorder::new("detection", Some(m.detection_latency.clone()));
         m.build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
@@ -260,7 +261,11 @@ impl Metrics {
                 "| `{}` | {} | {} | {} |\n",
                 m.name,
                 m.kind,
-                m.labels.join(", "),
+                if m.labels.is_empty() {
+                    "-".to_string()
+                } else {
+                    m.labels.join(", ")
+                },
                 m.help
             ));
         }
