@@ -2,18 +2,18 @@
 //! sets whatever the input, and every name used by the dashboard, the alert rules and the docs
 //! really exported.
 
-mod common;
+mod metrics_support;
 
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use common::{DAY_MS, demo_metrics, metric_names_in, repo_path, tool};
 use crisis_pulse::app::DEMO_CONFIG;
 use crisis_pulse::config::Config;
 use crisis_pulse::event::DecodeContext;
 use crisis_pulse::metrics::Metrics;
 use crisis_pulse::pipeline::{Output, Pipeline};
+use metrics_support::{DAY_MS, demo_metrics, metric_names_in, repo_path, tool};
 
 /// Families that only a Kafka consumer fills (per-partition or per-Kafka-topic labels).
 const KAFKA_ONLY: [&str; 2] = [

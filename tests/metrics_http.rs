@@ -1,14 +1,14 @@
 //! The binary's endpoint: `crisis-pulse demo --hold` serves /metrics, /healthz and /readyz
 //! after the simulation ends, logs JSON on request, and exits cleanly on SIGTERM.
 
-mod common;
+mod metrics_support;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 
-use common::http_get;
+use metrics_support::http_get;
 
 #[test]
 fn demo_hold_serves_until_sigterm() {

@@ -3,14 +3,14 @@
 //! scrapes it every second, and a PromQL query over its HTTP API must return the crisis.
 //! Fails (does not skip) when `prometheus` is missing: CI installs it.
 
-mod common;
+mod metrics_support;
 
 use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{DAY_MS, HOUR_MS, demo_metrics, http_get, tool, urlencode};
 use crisis_pulse::http::{Background, HttpState};
+use metrics_support::{DAY_MS, HOUR_MS, demo_metrics, http_get, tool, urlencode};
 
 /// Kills the child when the test ends, however it ends.
 struct KillOnDrop(Child);

@@ -211,7 +211,7 @@ mod tests_support {
     use crate::event::{CrisisEvent, Severity};
 
     /// An `outage` crisis event: observed 37, expected 14.2, upper bound 25.5.
-    pub fn crisis() -> CrisisEvent {
+    pub(super) fn crisis() -> CrisisEvent {
         let line = r#"{"schema_version":1,"crisis_id":"cr-1","event_id":"e","topic":"outage",
             "state":"opened","severity":"high","window_start":"a","window_end":"b","onset":"a",
             "observed":37,"expected":14.2,"upper_bound":25.5,"p_value":1e-7,"score":1.0,
@@ -283,49 +283,5 @@ mod tests {
         assert_eq!(m.delivery_errors.with_label_values(&["dlq"]).get(), 1);
         assert_eq!(m.rebalances.with_label_values(&["assign"]).get(), 1);
         assert_eq!(m.assigned_partitions.get(), 3);
-    }
-}
-
-#[cfg(test)]
-mod log_format_tests {
-    use super::*;
-    use std::sync::{Arc, Mutex};
-
-    #[derive(Clone, Default)]
-    struct Capture(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Capture {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    /// The lifecycle line reads as plain text in the default (human) format.
-    #[test]
-    fn crisis_line_is_readable_without_json() {
-        let cap = Capture::default();
-        let w = cap.clone();
-        let sub = tracing_subscriber::fmt()
-            .with_writer(move || w.clone())
-            .with_ansi(false)
-            .with_target(false)
-            .finish();
-        let mut c = tests_support::crisis();
-        c.state = CrisisState::Opened;
-        tracing::subscriber::with_default(sub, || {
-            CrisisChanged { event: &c }.emit(&Metrics::new());
-        });
-        let text = String::from_utf8(cap.0.lock().unwrap().clone()).unwrap();
-        assert!(
-            text.contains(
-                "WARN CRISIS OPENED topic=outage severity=high observed=37 expected=14.2 \
-                 upper_bound=25.5"
-            ),
-            "{text}"
-        );
     }
 }
