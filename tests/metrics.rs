@@ -48,6 +48,13 @@ fn promtool(args: &[&str], stdin: Option<&str>) -> (bool, String) {
 fn promtool_accepts_the_registry_after_a_demo_run() {
     let (m, summary) = demo_metrics(2 * DAY_MS);
     assert!(summary.windows > 0);
+    // What only the Kafka service fills, so promtool sees every family.
+    m.consumer_lag
+        .with_label_values(&["contacts.chat", "0"])
+        .set(42);
+    m.events_by_kafka_topic
+        .with_label_values(&["contacts.chat"])
+        .inc_by(7);
     let text = m.render();
     let (ok, complaints) = promtool(&["check", "metrics"], Some(&text));
     assert!(
@@ -55,6 +62,13 @@ fn promtool_accepts_the_registry_after_a_demo_run() {
         "promtool check metrics complained:\n{complaints}"
     );
     // The demo fed the pulse, intake and latency families.
+    for info in m.catalog() {
+        assert!(
+            text.contains(&format!("# TYPE {} ", info.name)),
+            "{} not rendered",
+            info.name
+        );
+    }
     for name in [
         "crisis_pulse_window_observed_complaints{topic=\"outage\"}",
         "crisis_pulse_events_total{channel=\"social\"}",
