@@ -105,11 +105,18 @@ fn prometheus_scrapes_the_crisis_from_the_endpoint() {
     assert!(body.contains("crisis_pulse_crisis_state{topic=\"outage\"} 2"));
 
     let dir = tempfile::tempdir().expect("temp dir");
+    // The compose stack's alert rules, evaluated against what the endpoint really exports.
+    std::fs::copy(
+        metrics_support::repo_path("docker/prometheus/alerts.yml"),
+        dir.path().join("alerts.yml"),
+    )
+    .expect("copying alerts.yml");
     let config = dir.path().join("prometheus.yml");
     std::fs::write(
         &config,
         format!(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+             rule_files: [alerts.yml]\n\
              scrape_configs:\n  - job_name: crisis-pulse\n    static_configs:\n      \
              - targets: [\"{target}\"]\n"
         ),
@@ -170,6 +177,19 @@ fn prometheus_scrapes_the_crisis_from_the_endpoint() {
         |r| !r.is_empty(),
     );
     assert!(value_of(&opened[0]) >= 1.0, "{opened:?}");
+
+    // The CrisisOpen rule fires for the outage (it has no `for:`).
+    let alert = wait_for(
+        prom,
+        "ALERTS{alertname=\"CrisisOpen\",alertstate=\"firing\"}",
+        &mut child,
+        &log,
+        |r| r.iter().any(|s| s["metric"]["topic"] == "outage"),
+    );
+    assert!(
+        alert.iter().all(|s| s["metric"]["severity"] == "page"),
+        "{alert:?}"
+    );
 
     drop(child);
     server.stop();
