@@ -178,6 +178,27 @@ fn prometheus_scrapes_the_crisis_from_the_endpoint() {
     );
     assert!(value_of(&opened[0]) >= 1.0, "{opened:?}");
 
+    // Every dashboard query is valid PromQL for this Prometheus (Grafana's variables filled in).
+    let dash: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(metrics_support::repo_path(
+            "docker/grafana/dashboards/crisis-pulse.json",
+        ))
+        .expect("dashboard"),
+    )
+    .expect("dashboard JSON");
+    let mut exprs = Vec::new();
+    collect_exprs(&dash, &mut exprs);
+    assert!(!exprs.is_empty());
+    for e in &exprs {
+        let promql = e
+            .replace("$__rate_interval", "1m")
+            .replace("$__range", "5m")
+            .replace("$topic", "outage");
+        let (status, body) =
+            http_get(prom, &format!("/api/v1/query?query={}", urlencode(&promql))).expect("query");
+        assert_eq!(status, 200, "dashboard query {promql} refused: {body}");
+    }
+
     // The CrisisOpen rule fires for the outage (it has no `for:`).
     let alert = wait_for(
         prom,
@@ -193,4 +214,20 @@ fn prometheus_scrapes_the_crisis_from_the_endpoint() {
 
     drop(child);
     server.stop();
+}
+
+/// Every PromQL string in a Grafana dashboard: panel targets and annotations (`expr`).
+fn collect_exprs(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                match (k.as_str(), v) {
+                    ("expr", serde_json::Value::String(s)) => out.push(s.clone()),
+                    _ => collect_exprs(v, out),
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|v| collect_exprs(v, out)),
+        _ => {}
+    }
 }
