@@ -96,6 +96,20 @@ fn prometheus_scrapes_the_crisis_from_the_endpoint() {
             .collect::<Vec<_>>()
     );
 
+    // Every crisis event the run produced was counted, by topic and state.
+    for c in &summary.crises {
+        let counted = metrics
+            .crises
+            .with_label_values(&[&c.topic, c.state.as_str()])
+            .get();
+        let produced = summary
+            .crises
+            .iter()
+            .filter(|o| o.topic == c.topic && o.state == c.state)
+            .count() as u64;
+        assert_eq!(counted, produced, "{} {}", c.topic, c.state.as_str());
+    }
+
     let state = HttpState::new(metrics.clone());
     state.set_ready(true);
     let server = Background::start("127.0.0.1:0", state).expect("endpoint binds port 0");
