@@ -142,11 +142,45 @@ impl RefusalLog {
     }
 }
 
+/// Where a driver stands when it hands closed windows to its [`Observer`].
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    /// The watermark just applied (epoch ms).
+    pub watermark_ms: i64,
+    /// The driver's processing clock (epoch ms; simulated in the demo).
+    pub now_ms: i64,
+    /// When the driver started closing these windows, for detection latency.
+    pub started: std::time::Instant,
+}
+
+/// Live hooks of a driver: metrics, lifecycle log lines, pacing
+/// ([`crate::metrics::LiveMetrics`]). `()` observes nothing.
+pub trait Observer {
+    /// After a watermark advance, with what it closed (often nothing), before it is written.
+    fn advanced(&mut self, _pipeline: &Pipeline, _outputs: &[Output], _progress: Progress) {}
+    /// A record was refused.
+    fn refused(&mut self, _error: &DecodeError) {}
+    /// The input is exhausted and every window flushed.
+    fn finished(&mut self, _pipeline: &Pipeline) {}
+}
+
+impl Observer for () {}
+
 /// Runs the built-in simulator through the pipeline.
 pub fn demo(
     sim: SimConfig,
     cfg: &Config,
     outputs: &mut Outputs<'_>,
+) -> anyhow::Result<(RunSummary, Pipeline)> {
+    demo_observed(sim, cfg, outputs, &mut ())
+}
+
+/// [`demo`], reporting progress to `obs`.
+pub fn demo_observed(
+    sim: SimConfig,
+    cfg: &Config,
+    outputs: &mut Outputs<'_>,
+    obs: &mut dyn Observer,
 ) -> anyhow::Result<(RunSummary, Pipeline)> {
     let mut p = Pipeline::new(cfg)?;
     let mut summary = RunSummary::default();
@@ -165,17 +199,46 @@ pub fn demo(
         };
         match p.ingest_json(&rec.payload, &ctx) {
             Ok(i) => count(&mut summary, i, rec.time_ms),
-            Err(e) => summary.refuse(e.reason),
+            Err(e) => {
+                obs.refused(&e);
+                summary.refuse(e.reason);
+            }
         }
         if rec.time_ms > max_t {
             max_t = rec.time_ms;
+            let started = std::time::Instant::now();
             p.advance(max_t - lateness, &mut outs);
+            observe(obs, &p, &outs, max_t - lateness, clock.now_ms(), started);
             outputs.handle(&mut outs, &mut summary)?;
         }
     }
-    p.flush(&mut outs);
+    finish(&mut p, &mut outs, obs, max_t, clock.now_ms());
     outputs.handle(&mut outs, &mut summary)?;
+    obs.finished(&p);
     Ok((summary, p))
+}
+
+fn observe(
+    obs: &mut dyn Observer,
+    p: &Pipeline,
+    outs: &[Output],
+    watermark_ms: i64,
+    now_ms: i64,
+    started: std::time::Instant,
+) {
+    let progress = Progress {
+        watermark_ms,
+        now_ms,
+        started,
+    };
+    obs.advanced(p, outs, progress);
+}
+
+/// Flushes the last windows at the end of a finite input and shows them to `obs`.
+fn finish(p: &mut Pipeline, outs: &mut Vec<Output>, obs: &mut dyn Observer, max_t: i64, now: i64) {
+    let started = std::time::Instant::now();
+    p.flush(outs);
+    observe(obs, p, outs, max_t, now, started);
 }
 
 fn count(s: &mut RunSummary, i: Ingested, t: i64) {
@@ -210,6 +273,16 @@ pub fn replay(
     opts: &ReplayOptions,
     cfg: &Config,
     outputs: &mut Outputs<'_>,
+) -> anyhow::Result<(RunSummary, Pipeline)> {
+    replay_observed(opts, cfg, outputs, &mut ())
+}
+
+/// [`replay`], reporting progress to `obs`.
+pub fn replay_observed(
+    opts: &ReplayOptions,
+    cfg: &Config,
+    outputs: &mut Outputs<'_>,
+    obs: &mut dyn Observer,
 ) -> anyhow::Result<(RunSummary, Pipeline)> {
     let format = opts
         .format
@@ -250,17 +323,21 @@ pub fn replay(
                 count(&mut summary, i, t);
                 if t > max_t {
                     max_t = t;
+                    let started = std::time::Instant::now();
                     p.advance(max_t - lateness, &mut outs);
+                    observe(obs, &p, &outs, max_t - lateness, clock.now_ms(), started);
                     outputs.handle(&mut outs, &mut summary)?;
                 }
             }
             Err(e) => {
                 log.report(line, &e);
+                obs.refused(&e);
                 summary.refuse(e.reason);
             }
         }
     }
-    p.flush(&mut outs);
+    finish(&mut p, &mut outs, obs, max_t, clock.now_ms());
     outputs.handle(&mut outs, &mut summary)?;
+    obs.finished(&p);
     Ok((summary, p))
 }

@@ -12,6 +12,7 @@
 //! - [`sink`]: outputs: NDJSON, window tables, Kafka
 //! - [`metrics`]: Prometheus registry and the metrics every driver publishes
 //! - [`http`]: /metrics, /healthz, /readyz
+//! - [`logging`]: tracing setup: human or JSON lines, level from `RUST_LOG`
 //! - [`app`]: the drivers behind each CLI command
 
 pub mod app;
@@ -22,6 +23,7 @@ pub mod config;
 pub mod detect;
 pub mod event;
 pub mod http;
+pub mod logging;
 pub mod metrics;
 pub mod pipeline;
 pub mod sink;

@@ -10,6 +10,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crisis_pulse::app::{self, Outputs, ReplayOptions};
 use crisis_pulse::config::Config;
 use crisis_pulse::event::Channel;
+use crisis_pulse::http::{Background, HttpState};
+use crisis_pulse::logging::{self, LogFormat};
+use crisis_pulse::metrics::{LiveMetrics, Metrics};
 use crisis_pulse::sink::windows::WindowWriter;
 use crisis_pulse::source::file::{Format, Mapping};
 use crisis_pulse::source::sim::SimConfig;
@@ -34,12 +37,6 @@ struct Cli {
     cmd: Cmd,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
-}
-
 #[derive(Subcommand)]
 enum Cmd {
     /// Runs the built-in simulator (two weeks of multi-channel traffic with injected crises)
@@ -60,6 +57,17 @@ enum Cmd {
         /// Simulator seed.
         #[arg(long, default_value_t = 42)]
         seed: u64,
+        /// Serve /metrics, /healthz and /readyz here while the demo runs (`off` to disable;
+        /// port 0 picks a free port). Default 127.0.0.1:9898, skipped with a warning if busy.
+        #[arg(long)]
+        http_addr: Option<String>,
+        /// Keep serving after the simulation ends, until SIGINT or SIGTERM.
+        #[arg(long)]
+        hold: bool,
+        /// Pace the demo: sleep this many milliseconds per closed 5-minute window, so a
+        /// scraper sees the pulse move (0: as fast as possible).
+        #[arg(long, default_value_t = 0)]
+        realtime_ms_per_window: u64,
     },
     /// Replays a file of contact events (NDJSON, CSV or Parquet) in event time.
     Replay {
@@ -104,15 +112,25 @@ fn parse_kv(s: &str) -> Result<(String, String), String> {
     Ok((k.trim().to_string(), v.to_string()))
 }
 
-fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let b = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => b.init(),
-        LogFormat::Json => b.json().init(),
+/// Starts the demo's endpoint. The default address is best effort (another demo may hold
+/// it); an address asked for explicitly, or `--hold`, must bind.
+fn start_http(
+    addr: Option<&str>,
+    hold: bool,
+    state: &HttpState,
+) -> anyhow::Result<Option<Background>> {
+    let explicit = addr.is_some() || hold;
+    let addr = addr.unwrap_or("127.0.0.1:9898");
+    if addr == "off" {
+        return Ok(None);
+    }
+    match Background::start(addr, state.clone()) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if !explicit => {
+            tracing::warn!(addr, error = %e, "not serving metrics: cannot bind");
+            Ok(None)
+        }
+        Err(e) => Err(e).with_context(|| format!("binding --http-addr {addr}")),
     }
 }
 
@@ -135,7 +153,7 @@ fn open_output(path: Option<&Path>) -> anyhow::Result<Box<dyn Write>> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.log_format);
+    logging::init(cli.log_format);
     match run(cli.cmd) {
         Ok(code) => code,
         Err(e) => {
@@ -153,6 +171,9 @@ fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             windows,
             days,
             seed,
+            http_addr,
+            hold,
+            realtime_ms_per_window,
         } => {
             let cfg = load_config(config.as_deref())?;
             let mut sim = SimConfig::demo();
@@ -171,13 +192,25 @@ fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 crises: &mut out,
                 windows: ww,
             };
-            let (summary, _) = app::demo(sim, &cfg, &mut outputs)?;
+            let metrics = Metrics::new();
+            metrics.init_topics(&topics);
+            let state = HttpState::new(metrics.clone());
+            let server = start_http(http_addr.as_deref(), hold, &state)?;
+            state.set_ready(true);
+            let mut live = LiveMetrics::new(metrics)
+                .with_pace(std::time::Duration::from_millis(realtime_ms_per_window));
+            let (summary, _) = app::demo_observed(sim, &cfg, &mut outputs, &mut live)?;
             if let Some(w) = outputs.windows.take() {
                 w.finish()?;
             }
             out.flush()?;
             eprintln!("\n{}", summary.human(&topics));
             eprintln!("finished in {:.1} s", started.elapsed().as_secs_f64());
+            match server {
+                Some(s) if hold => s.hold(),
+                Some(s) => s.stop(),
+                None => {}
+            }
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Replay {
@@ -219,7 +252,8 @@ fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 crises: &mut out,
                 windows: ww,
             };
-            let (summary, _) = app::replay(&opts, &cfg, &mut outputs)?;
+            let mut live = LiveMetrics::new(Metrics::new());
+            let (summary, _) = app::replay_observed(&opts, &cfg, &mut outputs, &mut live)?;
             if let Some(w) = outputs.windows.take() {
                 w.finish()?;
             }
