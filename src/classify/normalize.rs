@@ -1,0 +1,237 @@
+//! Text folding: one pass over the text that lowercases, strips diacritics, splits words and
+//! counts the typographic signals (`!`, `?`, capitals) that complaint scoring needs.
+//!
+//! The folded form is `" word word word "`: words of ASCII letters and digits (or letters of
+//! other scripts, lowercased) separated by single spaces, with a space at both ends. Patterns
+//! are folded the same way, so a pattern `" on hold "` can only match whole words: word
+//! boundaries come for free from the automaton, with no per-match boundary check.
+
+use unicode_normalization::char::{decompose_canonical, is_combining_mark};
+
+/// One word of the folded text.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Word {
+    /// Byte offset of the word's first byte in the folded buffer.
+    pub start: u32,
+    /// Written in capitals (at least two letters, none lowercase).
+    pub caps: bool,
+    /// First word after sentence punctuation (`.`, `!`, `?`, `;`, a line break ...).
+    pub sentence_start: bool,
+}
+
+/// The folded text and what was counted while folding. Reused across events.
+#[derive(Debug, Default)]
+pub(crate) struct Folded {
+    pub buf: String,
+    pub words: Vec<Word>,
+    pub exclamations: u32,
+    pub questions: u32,
+    pub upper: u32,
+    pub lower: u32,
+}
+
+impl Folded {
+    /// Index of the word that starts at byte `start`, if any.
+    pub fn word_at(&self, start: usize) -> Option<usize> {
+        self.words
+            .binary_search_by_key(&start, |w| w.start as usize)
+            .ok()
+    }
+
+    /// Mixed case: capitals are emphasis only when the writer also uses lowercase.
+    pub fn mixed_case(&self) -> bool {
+        self.upper > 0 && self.lower > 0
+    }
+}
+
+/// What one character contributes.
+enum Class {
+    Word,
+    Skip,
+    Space,
+    Break,
+}
+
+struct Folder<'a> {
+    out: &'a mut Folded,
+    in_word: bool,
+    pending_break: bool,
+    word_upper: u32,
+    word_lower: u32,
+}
+
+impl Folder<'_> {
+    fn begin_word(&mut self) {
+        if !self.in_word {
+            self.out.words.push(Word {
+                start: self.out.buf.len() as u32,
+                caps: false,
+                sentence_start: self.pending_break,
+            });
+            self.in_word = true;
+            self.pending_break = false;
+            self.word_upper = 0;
+            self.word_lower = 0;
+        }
+    }
+
+    fn end_word(&mut self) {
+        if self.in_word {
+            self.out.buf.push(' ');
+            if let Some(w) = self.out.words.last_mut() {
+                w.caps = self.word_upper >= 2 && self.word_lower == 0;
+            }
+            self.in_word = false;
+        }
+    }
+
+    fn push_ascii(&mut self, b: u8) {
+        self.begin_word();
+        self.out.buf.push(char::from(b));
+    }
+
+    /// Lowercase, then keep the non-combining part of the canonical decomposition
+    /// (`É` -> `e`, `ñ` -> `n`).
+    fn push_folded(&mut self, c: char) {
+        self.begin_word();
+        for l in c.to_lowercase() {
+            let buf = &mut self.out.buf;
+            decompose_canonical(l, |d| {
+                if !is_combining_mark(d) {
+                    buf.push(d);
+                }
+            });
+        }
+    }
+
+    fn classify_non_ascii(c: char) -> Class {
+        match c {
+            '\u{2019}' | '\u{2018}' | '\u{02BC}' | '\u{00B4}' => Class::Skip,
+            '\u{00A1}' | '\u{00BF}' | '\u{2026}' | '\u{3002}' => Class::Break,
+            _ if is_combining_mark(c) => Class::Skip,
+            _ if c.is_alphanumeric() => Class::Word,
+            _ => Class::Space,
+        }
+    }
+}
+
+/// Folds `text` into `out` (cleared first). Allocation-free once `out` has grown.
+pub(crate) fn fold(text: &str, out: &mut Folded) {
+    out.buf.clear();
+    out.words.clear();
+    out.exclamations = 0;
+    out.questions = 0;
+    out.upper = 0;
+    out.lower = 0;
+    out.buf.push(' ');
+    let mut f = Folder {
+        out,
+        in_word: false,
+        pending_break: false,
+        word_upper: 0,
+        word_lower: 0,
+    };
+    for c in text.chars() {
+        let class = if c.is_ascii() {
+            let b = c as u8;
+            match b {
+                b'a'..=b'z' => {
+                    f.word_lower += 1;
+                    f.out.lower += 1;
+                    f.push_ascii(b);
+                    continue;
+                }
+                b'A'..=b'Z' => {
+                    f.word_upper += 1;
+                    f.out.upper += 1;
+                    f.push_ascii(b | 0x20);
+                    continue;
+                }
+                b'0'..=b'9' => {
+                    f.push_ascii(b);
+                    continue;
+                }
+                b'\'' | b'`' => Class::Skip,
+                b'!' => {
+                    f.out.exclamations += 1;
+                    Class::Break
+                }
+                b'?' => {
+                    f.out.questions += 1;
+                    Class::Break
+                }
+                b'.' | b',' | b';' | b':' | b'\n' | b'\r' => Class::Break,
+                _ => Class::Space,
+            }
+        } else {
+            Folder::classify_non_ascii(c)
+        };
+        match class {
+            Class::Word => {
+                if c.is_uppercase() {
+                    f.word_upper += 1;
+                    f.out.upper += 1;
+                } else if c.is_lowercase() {
+                    f.word_lower += 1;
+                    f.out.lower += 1;
+                }
+                f.push_folded(c);
+            }
+            Class::Skip => {}
+            Class::Space => f.end_word(),
+            Class::Break => {
+                f.end_word();
+                f.pending_break = true;
+            }
+        }
+    }
+    f.end_word();
+}
+
+/// Folds a configured phrase or lexicon entry; `None` if nothing word-like is left.
+pub(crate) fn fold_pattern(text: &str) -> Option<String> {
+    let mut f = Folded::default();
+    // Lexicons join multi-word entries with `_`.
+    fold(&text.replace('_', " "), &mut f);
+    (!f.words.is_empty()).then_some(f.buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn folded(t: &str) -> String {
+        let mut f = Folded::default();
+        fold(t, &mut f);
+        f.buf
+    }
+
+    #[test]
+    fn folds_case_accents_and_punctuation() {
+        assert_eq!(folded("Cancelación!!"), " cancelacion ");
+        assert_eq!(folded("  ¿Dónde está MI PEDIDO?"), " donde esta mi pedido ");
+        assert_eq!(folded("don't / can’t"), " dont cant ");
+        assert_eq!(
+            folded("@united #fail http://t.co/x"),
+            " united fail http t co x "
+        );
+        assert_eq!(folded("año ÑANDÚ"), " ano nandu ");
+        assert_eq!(folded("e\u{301}xito"), " exito ");
+        assert_eq!(folded(""), " ");
+        assert_eq!(folded("😡😡"), " ");
+    }
+
+    #[test]
+    fn counts_signals() {
+        let mut f = Folded::default();
+        fold("This is AWFUL. Really?! ok", &mut f);
+        assert_eq!((f.exclamations, f.questions), (1, 1));
+        assert!(f.mixed_case());
+        let caps: Vec<bool> = f.words.iter().map(|w| w.caps).collect();
+        assert_eq!(caps, [false, false, true, false, false]);
+        let starts: Vec<bool> = f.words.iter().map(|w| w.sentence_start).collect();
+        assert_eq!(starts, [false, false, false, true, true]);
+        assert_eq!(f.word_at(1), Some(0));
+        assert_eq!(f.word_at(2), None);
+    }
+}
