@@ -52,12 +52,25 @@ enum Class {
     Break,
 }
 
+/// Tokens that are not content: `@handles` (an airline's handle is not praise: "united" is
+/// positive in VADER) and URLs.
+#[derive(Clone, Copy, PartialEq)]
+enum Skip {
+    No,
+    Handle,
+    Url,
+}
+
 struct Folder<'a> {
     out: &'a mut Folded,
     in_word: bool,
     pending_break: bool,
     word_upper: u32,
     word_lower: u32,
+    /// Inside a `#hashtag`: a lower-to-upper change starts a word (`#NotHappy`).
+    hashtag: bool,
+    prev_lower: bool,
+    skip: Skip,
 }
 
 impl Folder<'_> {
@@ -83,6 +96,25 @@ impl Folder<'_> {
             }
             self.in_word = false;
         }
+    }
+
+    /// The current word, if it is exactly `w`.
+    fn word_is(&self, w: &str) -> bool {
+        let start = self
+            .out
+            .words
+            .last()
+            .map_or(usize::MAX, |w| w.start as usize);
+        self.in_word && self.out.buf.get(start..) == Some(w)
+    }
+
+    /// Drops the current word and skips to the next whitespace (a URL).
+    fn drop_word_skip_url(&mut self) {
+        if let Some(w) = self.out.words.pop() {
+            self.out.buf.truncate(w.start as usize);
+        }
+        self.in_word = false;
+        self.skip = Skip::Url;
     }
 
     fn push_ascii(&mut self, b: u8) {
@@ -130,8 +162,16 @@ pub(crate) fn fold(text: &str, out: &mut Folded) {
         pending_break: false,
         word_upper: 0,
         word_lower: 0,
+        hashtag: false,
+        prev_lower: false,
+        skip: Skip::No,
     };
     for c in text.chars() {
+        match f.skip {
+            Skip::Handle if c.is_ascii_alphanumeric() || c == '_' => continue,
+            Skip::Url if !c.is_whitespace() => continue,
+            _ => f.skip = Skip::No,
+        }
         let class = if c.is_ascii() {
             let b = c as u8;
             match b {
@@ -139,16 +179,40 @@ pub(crate) fn fold(text: &str, out: &mut Folded) {
                     f.word_lower += 1;
                     f.out.lower += 1;
                     f.push_ascii(b);
+                    f.prev_lower = true;
                     continue;
                 }
                 b'A'..=b'Z' => {
+                    if f.hashtag && f.prev_lower {
+                        f.end_word();
+                    }
                     f.word_upper += 1;
                     f.out.upper += 1;
                     f.push_ascii(b | 0x20);
+                    f.prev_lower = false;
                     continue;
                 }
                 b'0'..=b'9' => {
                     f.push_ascii(b);
+                    continue;
+                }
+                b'@' => {
+                    f.end_word();
+                    f.skip = Skip::Handle;
+                    continue;
+                }
+                b':' if f.word_is("http") || f.word_is("https") => {
+                    f.drop_word_skip_url();
+                    continue;
+                }
+                b'.' if f.word_is("www") => {
+                    f.drop_word_skip_url();
+                    continue;
+                }
+                b'#' => {
+                    f.end_word();
+                    f.hashtag = true;
+                    f.prev_lower = false;
                     continue;
                 }
                 b'\'' | b'`' => Class::Skip,
@@ -178,9 +242,13 @@ pub(crate) fn fold(text: &str, out: &mut Folded) {
                 f.push_folded(c);
             }
             Class::Skip => {}
-            Class::Space => f.end_word(),
+            Class::Space => {
+                f.end_word();
+                f.hashtag = false;
+            }
             Class::Break => {
                 f.end_word();
+                f.hashtag = false;
                 f.pending_break = true;
             }
         }
@@ -211,10 +279,13 @@ mod tests {
         assert_eq!(folded("Cancelación!!"), " cancelacion ");
         assert_eq!(folded("  ¿Dónde está MI PEDIDO?"), " donde esta mi pedido ");
         assert_eq!(folded("don't / can’t"), " dont cant ");
+        assert_eq!(folded("@united #fail http://t.co/x ok"), " fail ok ");
         assert_eq!(
-            folded("@united #fail http://t.co/x"),
-            " united fail http t co x "
+            folded("see www.x.com/a_b. #UnitedSucks #iPad"),
+            " see united sucks i pad "
         );
+        assert_eq!(folded("me@home @_x2:hi"), " me hi ");
+        assert_eq!(folded("http https: http"), " http http ");
         assert_eq!(folded("año ÑANDÚ"), " ano nandu ");
         assert_eq!(folded("e\u{301}xito"), " exito ");
         assert_eq!(folded(""), " ");
