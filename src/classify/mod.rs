@@ -102,6 +102,7 @@ impl std::fmt::Debug for Classifier {
         f.debug_struct("Classifier")
             .field("topics", &self.topics)
             .field("patterns", &self.table.patterns.len())
+            .field("automaton_bytes", &self.automaton.memory_usage())
             .finish()
     }
 }

@@ -327,6 +327,7 @@ fn explain() {
     let path = std::env::var("EXPLAIN_CONFIG").unwrap_or("examples/demo.toml".into());
     let cfg = crate::config::Config::load(std::path::Path::new(&path)).expect("config");
     let c = Classifier::new(&cfg.topics, &cfg.complaint).expect("taxonomy");
+    eprintln!("{c:?}");
     let mut s = Scratch::default();
     for t in std::env::var("EXPLAIN").unwrap_or_default().split('|') {
         let score = c.score(t, None, &mut s);
