@@ -57,6 +57,19 @@ fn bench(c: &mut Criterion) {
     ];
     let mut group = c.benchmark_group("classify");
     group.throughput(Throughput::Elements(TEXTS.len() as u64));
+    // Calibration on a shared machine: the cheapest per-event text work there is (an ASCII
+    // lowercase copy into a reused buffer), to read the numbers below against.
+    let mut buf = String::new();
+    group.bench_function("baseline_lowercase_copy", |b| {
+        b.iter(|| {
+            for (_, text) in TEXTS {
+                buf.clear();
+                buf.push_str(black_box(text));
+                buf.make_ascii_lowercase();
+                black_box(&buf);
+            }
+        })
+    });
     for (name, toml) in taxonomies {
         let cls = classifier(toml, name);
         let mut scratch = Scratch::default();

@@ -102,6 +102,7 @@ impl std::fmt::Debug for Classifier {
         f.debug_struct("Classifier")
             .field("topics", &self.topics)
             .field("patterns", &self.table.patterns.len())
+            .field("automaton_patterns", &self.table.automaton.len())
             .field("automaton_bytes", &self.automaton.memory_usage())
             .finish()
     }
@@ -138,7 +139,10 @@ impl Classifier {
         let automaton = AhoCorasick::builder()
             .match_kind(MatchKind::Standard)
             .kind(Some(AhoCorasickKind::DFA))
-            .build(&table.patterns)
+            // Every pattern starts with a space, so a start-byte prefilter would stop at
+            // every word: pure overhead.
+            .prefilter(false)
+            .build(table.automaton.iter().map(|&i| &table.patterns[i as usize]))
             .map_err(|e| ClassifyError::Invalid(format!("automaton: {e}")))?;
         Ok(Classifier {
             topics: names,
@@ -198,13 +202,14 @@ impl Classifier {
         self.complaint_score(event_lang(language), scratch)
     }
 
-    /// Folds the text and runs the automaton once, keeping hits that stay within a sentence.
+    /// Folds the text, runs the automaton once (keeping hits that stay within a sentence) and
+    /// looks up each word's hash in the word map.
     fn find(&self, text: &str, s: &mut Scratch) {
         normalize::fold(text, &mut s.text);
         s.hits.clear();
         let folded = &s.text;
-        for m in self.automaton.find_overlapping_iter(folded.buf.as_bytes()) {
-            let entry = m.pattern().as_usize();
+        for m in self.automaton.find_overlapping_iter(&folded.buf) {
+            let entry = self.table.automaton[m.pattern().as_usize()] as usize;
             let Some(word) = folded.word_at(m.start() + 1) else {
                 continue;
             };
@@ -220,6 +225,20 @@ impl Classifier {
                 entry: entry as u32,
                 word: word as u32,
             });
+        }
+        for (i, w) in folded.words.iter().enumerate() {
+            let Some(&entry) = self.table.words.get(&w.hash) else {
+                continue;
+            };
+            // A hash collision must not invent a word: compare the padded bytes.
+            let pattern = self.table.patterns[entry as usize].as_bytes();
+            let at = (w.start as usize).saturating_sub(1);
+            if folded.buf.get(at..at + pattern.len()) == Some(pattern) {
+                s.hits.push(Hit {
+                    entry,
+                    word: i as u32,
+                });
+            }
         }
     }
 

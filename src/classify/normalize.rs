@@ -17,12 +17,27 @@ pub(crate) struct Word {
     pub caps: bool,
     /// First word after sentence punctuation (`.`, `!`, `?`, `;`, a line break ...).
     pub sentence_start: bool,
+    /// [`word_hash`] of the word's bytes, computed while folding: single words are looked up
+    /// by hash instead of growing the automaton.
+    pub hash: u64,
+}
+
+/// Hash of a folded word (no padding spaces), eight bytes at a time (FxHash's mixing): most
+/// words take one multiplication.
+pub(crate) fn word_hash(word: &[u8]) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    word.chunks(8).fold(word.len() as u64, |h, chunk| {
+        let mut a = [0u8; 8];
+        a[..chunk.len()].copy_from_slice(chunk);
+        (h.rotate_left(5) ^ u64::from_le_bytes(a)).wrapping_mul(K)
+    })
 }
 
 /// The folded text and what was counted while folding. Reused across events.
 #[derive(Debug, Default)]
 pub(crate) struct Folded {
-    pub buf: String,
+    /// Valid UTF-8; bytes because the automaton reads bytes.
+    pub buf: Vec<u8>,
     pub words: Vec<Word>,
     pub exclamations: u32,
     pub questions: u32,
@@ -80,6 +95,7 @@ impl Folder<'_> {
                 start: self.out.buf.len() as u32,
                 caps: false,
                 sentence_start: self.pending_break,
+                hash: 0,
             });
             self.in_word = true;
             self.pending_break = false;
@@ -90,9 +106,16 @@ impl Folder<'_> {
 
     fn end_word(&mut self) {
         if self.in_word {
-            self.out.buf.push(' ');
+            self.out.buf.push(b' ');
             if let Some(w) = self.out.words.last_mut() {
                 w.caps = self.word_upper >= 2 && self.word_lower == 0;
+                let start = w.start as usize;
+                w.hash = word_hash(
+                    self.out
+                        .buf
+                        .get(start..self.out.buf.len() - 1)
+                        .unwrap_or(&[]),
+                );
             }
             self.in_word = false;
         }
@@ -105,7 +128,7 @@ impl Folder<'_> {
             .words
             .last()
             .map_or(usize::MAX, |w| w.start as usize);
-        self.in_word && self.out.buf.get(start..) == Some(w)
+        self.in_word && self.out.buf.get(start..) == Some(w.as_bytes())
     }
 
     /// Drops the current word and skips to the next whitespace (a URL).
@@ -119,7 +142,11 @@ impl Folder<'_> {
 
     fn push_ascii(&mut self, b: u8) {
         self.begin_word();
-        self.out.buf.push(char::from(b));
+        self.push_byte(b);
+    }
+
+    fn push_byte(&mut self, b: u8) {
+        self.out.buf.push(b);
     }
 
     /// Lowercase, then keep the non-combining part of the canonical decomposition
@@ -127,12 +154,20 @@ impl Folder<'_> {
     fn push_folded(&mut self, c: char) {
         self.begin_word();
         for l in c.to_lowercase() {
-            let buf = &mut self.out.buf;
+            let mut base = ['\0'; 4];
+            let mut n = 0;
             decompose_canonical(l, |d| {
-                if !is_combining_mark(d) {
-                    buf.push(d);
+                if !is_combining_mark(d) && n < base.len() {
+                    base[n] = d;
+                    n += 1;
                 }
             });
+            for d in &base[..n] {
+                let mut utf8 = [0u8; 4];
+                for &b in d.encode_utf8(&mut utf8).as_bytes() {
+                    self.push_byte(b);
+                }
+            }
         }
     }
 
@@ -155,7 +190,7 @@ pub(crate) fn fold(text: &str, out: &mut Folded) {
     out.questions = 0;
     out.upper = 0;
     out.lower = 0;
-    out.buf.push(' ');
+    out.buf.push(b' ');
     let mut f = Folder {
         out,
         in_word: false,
@@ -261,7 +296,10 @@ pub(crate) fn fold_pattern(text: &str) -> Option<String> {
     let mut f = Folded::default();
     // Lexicons join multi-word entries with `_`.
     fold(&text.replace('_', " "), &mut f);
-    (!f.words.is_empty()).then_some(f.buf)
+    if f.words.is_empty() {
+        return None;
+    }
+    String::from_utf8(f.buf).ok()
 }
 
 #[cfg(test)]
@@ -271,7 +309,7 @@ mod tests {
     fn folded(t: &str) -> String {
         let mut f = Folded::default();
         fold(t, &mut f);
-        f.buf
+        String::from_utf8(f.buf).expect("utf-8")
     }
 
     #[test]
@@ -304,5 +342,6 @@ mod tests {
         assert_eq!(starts, [false, false, false, true, true]);
         assert_eq!(f.word_at(1), Some(0));
         assert_eq!(f.word_at(2), None);
+        assert_eq!(f.words[2].hash, word_hash(b"awful"));
     }
 }
