@@ -155,7 +155,7 @@ impl Confusion {
             let n: u32 = row.iter().map(|r| r.1).sum();
             let ok = row.iter().find(|r| r.0 == *g).map_or(0, |r| r.1);
             row.retain(|r| r.0 != *g);
-            row.sort_by(|a, b| b.1.cmp(&a.1));
+            row.sort_by_key(|r| std::cmp::Reverse(r.1));
             let top: Vec<String> = row
                 .iter()
                 .take(3)
