@@ -26,11 +26,23 @@ pub(crate) struct Word {
 /// words take one multiplication.
 pub(crate) fn word_hash(word: &[u8]) -> u64 {
     const K: u64 = 0x517c_c1b7_2722_0a95;
-    word.chunks(8).fold(word.len() as u64, |h, chunk| {
-        let mut a = [0u8; 8];
-        a[..chunk.len()].copy_from_slice(chunk);
-        (h.rotate_left(5) ^ u64::from_le_bytes(a)).wrapping_mul(K)
-    })
+    let mix = |h: u64, v: u64| (h.rotate_left(5) ^ v).wrapping_mul(K);
+    let mut h = word.len() as u64;
+    let mut chunks = word.chunks_exact(8);
+    for c in &mut chunks {
+        if let Ok(a) = <[u8; 8]>::try_from(c) {
+            h = mix(h, u64::from_le_bytes(a));
+        }
+    }
+    let tail = chunks.remainder();
+    if !tail.is_empty() {
+        let v = tail
+            .iter()
+            .enumerate()
+            .fold(0u64, |v, (k, &b)| v | u64::from(b) << (8 * k));
+        h = mix(h, v);
+    }
+    h
 }
 
 /// The folded text and what was counted while folding. Reused across events.
@@ -201,7 +213,34 @@ pub(crate) fn fold(text: &str, out: &mut Folded) {
         prev_lower: false,
         skip: Skip::No,
     };
-    for c in text.chars() {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        // Fast path: most text is runs of lowercase ASCII letters and digits.
+        if f.skip == Skip::No {
+            let (mut j, mut letters) = (i, 0);
+            while let Some(&b) = bytes.get(j) {
+                if b.is_ascii_lowercase() {
+                    letters += 1;
+                } else if !b.is_ascii_digit() {
+                    break;
+                }
+                j += 1;
+            }
+            if j > i {
+                f.begin_word();
+                f.out.buf.extend_from_slice(&bytes[i..j]);
+                f.word_lower += letters;
+                f.out.lower += letters;
+                f.prev_lower |= letters > 0;
+                i = j;
+                continue;
+            }
+        }
+        let Some(c) = text.get(i..).and_then(|rest| rest.chars().next()) else {
+            break;
+        };
+        i += c.len_utf8();
         match f.skip {
             Skip::Handle if c.is_ascii_alphanumeric() || c == '_' => continue,
             Skip::Url if !c.is_whitespace() => continue,
