@@ -1,0 +1,386 @@
+//! Text folding: one pass over the text that lowercases, strips diacritics, splits words and
+//! counts the typographic signals (`!`, `?`, capitals) that complaint scoring needs.
+//!
+//! The folded form is `" word word word "`: words of ASCII letters and digits (or letters of
+//! other scripts, lowercased) separated by single spaces, with a space at both ends. Patterns
+//! are folded the same way, so a pattern `" on hold "` can only match whole words: word
+//! boundaries come for free from the automaton, with no per-match boundary check.
+
+use unicode_normalization::char::{decompose_canonical, is_combining_mark};
+
+/// One word of the folded text.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Word {
+    /// Byte offset of the word's first byte in the folded buffer.
+    pub start: u32,
+    /// Written in capitals (at least two letters, none lowercase).
+    pub caps: bool,
+    /// First word after sentence punctuation (`.`, `!`, `?`, `;`, a line break ...).
+    pub sentence_start: bool,
+    /// [`word_hash`] of the word's bytes, computed while folding: single words are looked up
+    /// by hash instead of growing the automaton.
+    pub hash: u64,
+}
+
+/// Hash of a folded word (no padding spaces), eight bytes at a time (FxHash's mixing): most
+/// words take one multiplication.
+pub(crate) fn word_hash(word: &[u8]) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mix = |h: u64, v: u64| (h.rotate_left(5) ^ v).wrapping_mul(K);
+    let mut h = word.len() as u64;
+    let mut chunks = word.chunks_exact(8);
+    for c in &mut chunks {
+        if let Ok(a) = <[u8; 8]>::try_from(c) {
+            h = mix(h, u64::from_le_bytes(a));
+        }
+    }
+    let tail = chunks.remainder();
+    if !tail.is_empty() {
+        let v = tail
+            .iter()
+            .enumerate()
+            .fold(0u64, |v, (k, &b)| v | u64::from(b) << (8 * k));
+        h = mix(h, v);
+    }
+    h
+}
+
+/// The folded text and what was counted while folding. Reused across events.
+#[derive(Debug, Default)]
+pub(crate) struct Folded {
+    /// Valid UTF-8; bytes because the automaton reads bytes.
+    pub buf: Vec<u8>,
+    pub words: Vec<Word>,
+    pub exclamations: u32,
+    pub questions: u32,
+    pub upper: u32,
+    pub lower: u32,
+}
+
+impl Folded {
+    /// Index of the word that starts at byte `start`, if any.
+    pub fn word_at(&self, start: usize) -> Option<usize> {
+        self.words
+            .binary_search_by_key(&start, |w| w.start as usize)
+            .ok()
+    }
+
+    /// Mixed case: capitals are emphasis only when the writer also uses lowercase.
+    pub fn mixed_case(&self) -> bool {
+        self.upper > 0 && self.lower > 0
+    }
+}
+
+/// What one character contributes.
+enum Class {
+    Word,
+    Skip,
+    Space,
+    Break,
+}
+
+/// Tokens that are not content: `@handles` (an airline's handle is not praise: "united" is
+/// positive in VADER) and URLs.
+#[derive(Clone, Copy, PartialEq)]
+enum Skip {
+    No,
+    Handle,
+    Url,
+}
+
+struct Folder<'a> {
+    out: &'a mut Folded,
+    in_word: bool,
+    pending_break: bool,
+    word_upper: u32,
+    word_lower: u32,
+    /// Inside a `#hashtag`: a lower-to-upper change starts a word (`#NotHappy`).
+    hashtag: bool,
+    prev_lower: bool,
+    skip: Skip,
+}
+
+impl Folder<'_> {
+    fn begin_word(&mut self) {
+        if !self.in_word {
+            self.out.words.push(Word {
+                start: self.out.buf.len() as u32,
+                caps: false,
+                sentence_start: self.pending_break,
+                hash: 0,
+            });
+            self.in_word = true;
+            self.pending_break = false;
+            self.word_upper = 0;
+            self.word_lower = 0;
+        }
+    }
+
+    fn end_word(&mut self) {
+        if self.in_word {
+            self.out.buf.push(b' ');
+            if let Some(w) = self.out.words.last_mut() {
+                w.caps = self.word_upper >= 2 && self.word_lower == 0;
+                let start = w.start as usize;
+                w.hash = word_hash(
+                    self.out
+                        .buf
+                        .get(start..self.out.buf.len() - 1)
+                        .unwrap_or(&[]),
+                );
+            }
+            self.in_word = false;
+        }
+    }
+
+    /// The current word, if it is exactly `w`.
+    fn word_is(&self, w: &str) -> bool {
+        let start = self
+            .out
+            .words
+            .last()
+            .map_or(usize::MAX, |w| w.start as usize);
+        self.in_word && self.out.buf.get(start..) == Some(w.as_bytes())
+    }
+
+    /// Drops the current word and skips to the next whitespace (a URL).
+    fn drop_word_skip_url(&mut self) {
+        if let Some(w) = self.out.words.pop() {
+            self.out.buf.truncate(w.start as usize);
+        }
+        self.in_word = false;
+        self.skip = Skip::Url;
+    }
+
+    fn push_ascii(&mut self, b: u8) {
+        self.begin_word();
+        self.push_byte(b);
+    }
+
+    fn push_byte(&mut self, b: u8) {
+        self.out.buf.push(b);
+    }
+
+    /// Lowercase, then keep the non-combining part of the canonical decomposition
+    /// (`É` -> `e`, `ñ` -> `n`).
+    fn push_folded(&mut self, c: char) {
+        self.begin_word();
+        for l in c.to_lowercase() {
+            let mut base = ['\0'; 4];
+            let mut n = 0;
+            decompose_canonical(l, |d| {
+                if !is_combining_mark(d) && n < base.len() {
+                    base[n] = d;
+                    n += 1;
+                }
+            });
+            for d in &base[..n] {
+                let mut utf8 = [0u8; 4];
+                for &b in d.encode_utf8(&mut utf8).as_bytes() {
+                    self.push_byte(b);
+                }
+            }
+        }
+    }
+
+    fn classify_non_ascii(c: char) -> Class {
+        match c {
+            '\u{2019}' | '\u{2018}' | '\u{02BC}' | '\u{00B4}' => Class::Skip,
+            '\u{00A1}' | '\u{00BF}' | '\u{2026}' | '\u{3002}' => Class::Break,
+            _ if is_combining_mark(c) => Class::Skip,
+            _ if c.is_alphanumeric() => Class::Word,
+            _ => Class::Space,
+        }
+    }
+}
+
+/// Folds `text` into `out` (cleared first). Allocation-free once `out` has grown.
+pub(crate) fn fold(text: &str, out: &mut Folded) {
+    out.buf.clear();
+    out.words.clear();
+    out.exclamations = 0;
+    out.questions = 0;
+    out.upper = 0;
+    out.lower = 0;
+    out.buf.push(b' ');
+    let mut f = Folder {
+        out,
+        in_word: false,
+        pending_break: false,
+        word_upper: 0,
+        word_lower: 0,
+        hashtag: false,
+        prev_lower: false,
+        skip: Skip::No,
+    };
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        // Fast path: most text is runs of lowercase ASCII letters and digits.
+        if f.skip == Skip::No {
+            let (mut j, mut letters) = (i, 0);
+            while let Some(&b) = bytes.get(j) {
+                if b.is_ascii_lowercase() {
+                    letters += 1;
+                } else if !b.is_ascii_digit() {
+                    break;
+                }
+                j += 1;
+            }
+            if j > i {
+                f.begin_word();
+                f.out.buf.extend_from_slice(&bytes[i..j]);
+                f.word_lower += letters;
+                f.out.lower += letters;
+                f.prev_lower |= letters > 0;
+                i = j;
+                continue;
+            }
+        }
+        let Some(c) = text.get(i..).and_then(|rest| rest.chars().next()) else {
+            break;
+        };
+        i += c.len_utf8();
+        match f.skip {
+            Skip::Handle if c.is_ascii_alphanumeric() || c == '_' => continue,
+            Skip::Url if !c.is_whitespace() => continue,
+            _ => f.skip = Skip::No,
+        }
+        let class = if c.is_ascii() {
+            let b = c as u8;
+            match b {
+                b'a'..=b'z' => {
+                    f.word_lower += 1;
+                    f.out.lower += 1;
+                    f.push_ascii(b);
+                    f.prev_lower = true;
+                    continue;
+                }
+                b'A'..=b'Z' => {
+                    if f.hashtag && f.prev_lower {
+                        f.end_word();
+                    }
+                    f.word_upper += 1;
+                    f.out.upper += 1;
+                    f.push_ascii(b | 0x20);
+                    f.prev_lower = false;
+                    continue;
+                }
+                b'0'..=b'9' => {
+                    f.push_ascii(b);
+                    continue;
+                }
+                b'@' => {
+                    f.end_word();
+                    f.skip = Skip::Handle;
+                    continue;
+                }
+                b':' if f.word_is("http") || f.word_is("https") => {
+                    f.drop_word_skip_url();
+                    continue;
+                }
+                b'.' if f.word_is("www") => {
+                    f.drop_word_skip_url();
+                    continue;
+                }
+                b'#' => {
+                    f.end_word();
+                    f.hashtag = true;
+                    f.prev_lower = false;
+                    continue;
+                }
+                b'\'' | b'`' => Class::Skip,
+                b'!' => {
+                    f.out.exclamations += 1;
+                    Class::Break
+                }
+                b'?' => {
+                    f.out.questions += 1;
+                    Class::Break
+                }
+                b'.' | b',' | b';' | b':' | b'\n' | b'\r' => Class::Break,
+                _ => Class::Space,
+            }
+        } else {
+            Folder::classify_non_ascii(c)
+        };
+        match class {
+            Class::Word => {
+                if c.is_uppercase() {
+                    f.word_upper += 1;
+                    f.out.upper += 1;
+                } else if c.is_lowercase() {
+                    f.word_lower += 1;
+                    f.out.lower += 1;
+                }
+                f.push_folded(c);
+            }
+            Class::Skip => {}
+            Class::Space => {
+                f.end_word();
+                f.hashtag = false;
+            }
+            Class::Break => {
+                f.end_word();
+                f.hashtag = false;
+                f.pending_break = true;
+            }
+        }
+    }
+    f.end_word();
+}
+
+/// Folds a configured phrase or lexicon entry; `None` if nothing word-like is left.
+pub(crate) fn fold_pattern(text: &str) -> Option<String> {
+    let mut f = Folded::default();
+    // Lexicons join multi-word entries with `_`.
+    fold(&text.replace('_', " "), &mut f);
+    if f.words.is_empty() {
+        return None;
+    }
+    String::from_utf8(f.buf).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn folded(t: &str) -> String {
+        let mut f = Folded::default();
+        fold(t, &mut f);
+        String::from_utf8(f.buf).expect("utf-8")
+    }
+
+    #[test]
+    fn folds_case_accents_and_punctuation() {
+        assert_eq!(folded("Cancelación!!"), " cancelacion ");
+        assert_eq!(folded("  ¿Dónde está MI PEDIDO?"), " donde esta mi pedido ");
+        assert_eq!(folded("don't / can’t"), " dont cant ");
+        assert_eq!(folded("@united #fail http://t.co/x ok"), " fail ok ");
+        assert_eq!(
+            folded("see www.x.com/a_b. #UnitedSucks #iPad"),
+            " see united sucks i pad "
+        );
+        assert_eq!(folded("me@home @_x2:hi"), " me hi ");
+        assert_eq!(folded("http https: http"), " http http ");
+        assert_eq!(folded("año ÑANDÚ"), " ano nandu ");
+        assert_eq!(folded("e\u{301}xito"), " exito ");
+        assert_eq!(folded(""), " ");
+        assert_eq!(folded("😡😡"), " ");
+    }
+
+    #[test]
+    fn counts_signals() {
+        let mut f = Folded::default();
+        fold("This is AWFUL. Really?! ok", &mut f);
+        assert_eq!((f.exclamations, f.questions), (1, 1));
+        assert!(f.mixed_case());
+        let caps: Vec<bool> = f.words.iter().map(|w| w.caps).collect();
+        assert_eq!(caps, [false, false, true, false, false]);
+        let starts: Vec<bool> = f.words.iter().map(|w| w.sentence_start).collect();
+        assert_eq!(starts, [false, false, false, true, true]);
+        assert_eq!(f.word_at(1), Some(0));
+        assert_eq!(f.word_at(2), None);
+        assert_eq!(f.words[2].hash, word_hash(b"awful"));
+    }
+}
