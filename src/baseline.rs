@@ -16,6 +16,8 @@ const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
 /// 1970-01-01 was a Thursday; shift so that index 0 is Monday.
 const EPOCH_WEEKDAY: i64 = 3;
+/// Continuous values: deviations below this fraction of the series' typical swing are noise.
+const SWING_FLOOR: f64 = 0.05;
 
 /// How fast each part of the baseline learns.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -169,6 +171,8 @@ pub struct Baseline {
     /// Decayed mean absolute error of the continuous forecast.
     abs_err: f64,
     abs_w: f64,
+    /// Decayed mean absolute deviation of the values around the level: the series' own swing.
+    swing: f64,
 }
 
 impl Baseline {
@@ -189,6 +193,7 @@ impl Baseline {
             sum_mu2: 0.0,
             abs_err: 0.0,
             abs_w: 0.0,
+            swing: 0.0,
         }
     }
 
@@ -236,9 +241,12 @@ impl Baseline {
             } else {
                 0.0
             };
-            // MAE of a normal error is 0.8 sd; floor the spread so a flat line does not make
-            // every rounding error infinitely surprising.
-            let floor = 1e-3 * self.cont.level.abs() + 1e-9;
+            // MAE of a normal error is 0.8 sd. Floor the spread at a fraction of the series' own
+            // swing and level, so a flat or perfectly periodic line does not make every rounding
+            // or interpolation error infinitely surprising.
+            let floor = (SWING_FLOOR * self.swing / self.abs_w.max(1e-9))
+                .max(1e-3 * self.cont.level.abs())
+                .max(1e-9);
             Forecast {
                 mean,
                 phi: 0.0,
@@ -248,9 +256,11 @@ impl Baseline {
         }
     }
 
-    /// Teaches the baseline the (already winsorized) value `x` of the window at `t_ms`.
-    pub fn learn(&mut self, t_ms: i64, x: f64, rates: &Rates) {
-        if !x.is_finite() {
+    /// Teaches the baseline the window at `t_ms`: `x` (winsorized by the caller) moves the
+    /// level and seasonal factors; `spread_x` (clipped far less) feeds the spread estimates, so
+    /// a bursty series learns that it is bursty.
+    pub fn learn(&mut self, t_ms: i64, x: f64, spread_x: f64, rates: &Rates) {
+        if !x.is_finite() || !spread_x.is_finite() {
             return;
         }
         if self.integral && (x < 0.0 || x.fract() != 0.0) {
@@ -263,12 +273,13 @@ impl Baseline {
         let spread = 0.5f64.powf(1.0 / rates.spread_half_life.max(1.0));
         if self.n > 0 {
             let mu = self.count.forecast(&slot, self.seasonal).max(0.0);
-            self.sq_err = spread * self.sq_err + (x - mu).powi(2);
+            self.sq_err = spread * self.sq_err + (spread_x - mu).powi(2);
             self.sum_mu = spread * self.sum_mu + mu;
             self.sum_mu2 = spread * self.sum_mu2 + mu * mu;
             let m = self.cont.forecast(&slot, self.seasonal);
-            self.abs_err = spread * self.abs_err + (x - m).abs();
+            self.abs_err = spread * self.abs_err + (spread_x - m).abs();
             self.abs_w = spread * self.abs_w + 1.0;
+            self.swing = spread * self.swing + (x - self.cont.level).abs();
         }
         self.count
             .learn(&slot, x.max(0.0), alpha, rates, self.seasonal);
@@ -307,7 +318,7 @@ mod tests {
             let t = i * 300_000;
             let hour = (t / HOUR_MS) % 24;
             let x = if (9..17).contains(&hour) { 100.0 } else { 20.0 };
-            b.learn(t, x, &r);
+            b.learn(t, x, x, &r);
         }
         let noon = 15 * DAY_MS + 12 * HOUR_MS;
         let night = 15 * DAY_MS + 3 * HOUR_MS;
@@ -328,7 +339,8 @@ mod tests {
     fn continuous_values_switch_mode() {
         let mut b = Baseline::new(300_000);
         for i in 0..100 {
-            b.learn(i * 300_000, -1.5 + (i % 3) as f64 * 0.1, &rates());
+            let x = -1.5 + (i % 3) as f64 * 0.1;
+            b.learn(i * 300_000, x, x, &rates());
         }
         let f = b.forecast(100 * 300_000);
         assert!(!f.counts);

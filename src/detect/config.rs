@@ -56,7 +56,8 @@ pub struct DetectConfig {
     /// Quiet windows in a row that resolve a crisis (default 6).
     #[serde(default)]
     pub calm_windows: Option<u32>,
-    /// After a crisis resolves, no new crisis opens on the series for this long (default `"2h"`).
+    /// After a crisis resolves, a new one on the series needs three times the usual evidence
+    /// for this long (default `"12h"`): a relapse of the same wave does not page twice.
     #[serde(default)]
     pub cooldown: Option<Dur>,
     /// Count series: a drop below this fraction of the expected count (a channel gone silent)
@@ -82,14 +83,33 @@ pub struct Params {
     pub calm_p: f64,
     /// Winsorize what the baseline learns at this many standard deviations.
     pub winsor_sd: f64,
+    /// ... and the spread estimates at this many (bursty series must learn their burstiness).
+    pub spread_winsor_sd: f64,
     /// After this many windows in crisis the baseline learns again (a level shift).
     pub adapt_windows: u32,
     /// CUSUM allowance and decision interval, in forecast standard deviations.
     pub cusum_k: f64,
     pub cusum_h: f64,
+    /// Windows in a row a drop must last before it opens a crisis (a silent channel, not one
+    /// empty window).
+    pub drop_windows: u32,
     /// Degrees of freedom of the Student-t used for continuous values.
     pub t_df: f64,
     pub rates: Rates,
+    /// In cooldown, a new crisis needs this many times the usual evidence.
+    pub cooldown_evidence: f64,
+    /// A crisis must out-surprise this fraction of the series' own decayed record surprise
+    /// (bursty series alarm on their extremes only)...
+    pub record_factor: f64,
+    /// ... which decays by this factor per window (half-life two days).
+    pub record_decay: f64,
+    /// Anomaly-likelihood layer (off: on NAB it lost recall for no fewer false positives):
+    /// whether it gates opening, the weight of the newest window in the short surprise average,
+    /// the long-run learning rate, and the factor that maps its evidence onto the tail's scale.
+    pub use_likelihood: bool,
+    pub short_alpha: f64,
+    pub long_alpha: f64,
+    pub lik_scale: f64,
 }
 
 impl Params {
@@ -102,7 +122,7 @@ impl Params {
         };
         let hour = 3_600_000;
         let windows_per = |ms: i64| u32::try_from((ms / window_ms).max(1)).unwrap_or(u32::MAX);
-        let cooldown_ms = cfg.cooldown.map_or(2 * hour, Dur::as_millis);
+        let cooldown_ms = cfg.cooldown.map_or(12 * hour, Dur::as_millis);
         Params {
             open_p: cfg.open_p.unwrap_or(open_p).clamp(1e-300, 0.5),
             min_ratio: cfg.min_ratio.unwrap_or(min_ratio).max(1.0),
@@ -115,10 +135,19 @@ impl Params {
             drop_ratio: cfg.drop_ratio.unwrap_or(0.2).clamp(0.0, 1.0),
             calm_p: 0.01,
             winsor_sd: 3.0,
-            adapt_windows: windows_per(12 * hour),
+            spread_winsor_sd: 12.0,
+            adapt_windows: windows_per(2 * hour),
             cusum_k: 1.0,
             cusum_h: 15.0,
+            drop_windows: 3,
             t_df: 5.0,
+            cooldown_evidence: 3.0,
+            record_factor: 0.7,
+            record_decay: 0.5f64.powf(1.0 / f64::from(windows_per(48 * hour))),
+            use_likelihood: false,
+            short_alpha: 0.5,
+            long_alpha: 1.0 / f64::from(windows_per(7 * 24 * hour)),
+            lik_scale: 2.0,
             rates: Rates {
                 level_half_life_ms: cfg.level_half_life.map_or(12 * hour, Dur::as_millis),
                 hod: 0.05,

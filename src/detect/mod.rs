@@ -7,6 +7,7 @@
 //! See `docs/detection.md` for the model and its measured quality.
 
 mod config;
+mod likelihood;
 mod series;
 pub mod stats;
 

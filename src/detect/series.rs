@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::config::Params;
+use super::likelihood::Likelihood;
 use super::stats::{nb_lower, nb_upper, t_upper};
 use super::{Assessment, SeriesState, Transition};
 use crate::baseline::{Baseline, Forecast};
@@ -50,6 +51,12 @@ pub struct SeriesDetector {
     cusum_down: f64,
     /// Start of the current CUSUM excursion: the onset of a slow ramp.
     cusum_start_ms: i64,
+    /// Consecutive windows in which a drop was significant.
+    dropped: u32,
+    likelihood: Likelihood,
+    /// Decayed record surprise of this series.
+    #[serde(default)]
+    record: f64,
 }
 
 impl SeriesDetector {
@@ -67,6 +74,9 @@ impl SeriesDetector {
             cusum_up: 0.0,
             cusum_down: 0.0,
             cusum_start_ms: 0,
+            dropped: 0,
+            likelihood: Likelihood::new(),
+            record: 0.0,
         }
     }
 
@@ -118,7 +128,7 @@ impl SeriesDetector {
     }
 
     /// Guard fraction in [0, 1]: 1 when the minimum-count and minimum-ratio guards pass.
-    fn guard(o: &Observation, p: &Params) -> f64 {
+    fn guard(&self, o: &Observation, p: &Params) -> f64 {
         if !o.f.counts {
             return 1.0;
         }
@@ -129,7 +139,7 @@ impl SeriesDetector {
                 r.min(c)
             }
             Direction::Down => {
-                if o.ratio <= p.drop_ratio && o.f.mean >= p.min_count {
+                if self.dropped >= p.drop_windows {
                     1.0
                 } else {
                     0.0
@@ -191,8 +201,29 @@ impl SeriesDetector {
         };
         let e_ramp = e_open * cusum / p.cusum_h;
         let ramp = e_ramp > e_tail;
+        let e_raw = -o.p.max(1e-300).log10();
         let mut e = e_tail.max(e_ramp);
-        let g = Self::guard(o, p);
+        if o.warm && p.record_factor > 0.0 {
+            // Bursty series: a crisis must out-surprise the series' own recent record.
+            let rec = p.record_factor * self.record;
+            if e_raw < rec {
+                e = e.min(e_open * 0.99 * (e_raw / rec.max(1e-9)));
+            }
+        }
+        self.record = (self.record * p.record_decay).max(e_raw.min(50.0));
+        if p.use_likelihood {
+            let learn = o.warm && self.state != SeriesState::Crisis;
+            let e_lik = self
+                .likelihood
+                .step(e_raw, p.short_alpha, p.long_alpha, learn);
+            e = e.min(e_lik * p.lik_scale);
+        }
+        self.dropped = if o.f.counts && o.dir == Direction::Down {
+            self.dropped.saturating_add(1)
+        } else {
+            0
+        };
+        let g = self.guard(o, p);
         if g < 1.0 {
             e = e.min(e_open) * 0.99 * g;
         }
@@ -204,7 +235,14 @@ impl SeriesDetector {
             onset_score *= 0.2;
         } else {
             self.cooldown = self.cooldown.saturating_sub(1);
-            if o.warm && self.cooldown == 0 && e >= e_open {
+            // In cooldown a new crisis needs `cooldown_evidence` times the usual evidence: a
+            // relapse of the same wave does not page twice, a much bigger one still does.
+            let need = if self.cooldown == 0 {
+                e_open
+            } else {
+                e_open * p.cooldown_evidence
+            };
+            if o.warm && e >= need {
                 self.state = SeriesState::Crisis;
                 self.dir = o.dir;
                 self.onset_ms = if ramp { self.cusum_start_ms } else { t_ms };
@@ -214,6 +252,7 @@ impl SeriesDetector {
                 self.calm = 0;
                 self.cusum_up = 0.0;
                 self.cusum_down = 0.0;
+                self.likelihood.reset_short();
                 transition = Some(Transition::Opened {
                     onset_ms: self.onset_ms,
                 });
@@ -291,12 +330,16 @@ impl SeriesDetector {
             2.0 * p.winsor_sd
         };
         let sd = if o.f.counts { o.f.sd.max(1.0) } else { o.f.sd };
-        let x = if self.baseline.windows() < 8 {
-            o.x
+        let (x, spread_x) = if self.baseline.windows() < 8 {
+            (o.x, o.x)
         } else {
-            o.x.clamp(o.f.mean - c * sd, o.f.mean + c * sd)
+            let cs = p.spread_winsor_sd;
+            (
+                o.x.clamp(o.f.mean - c * sd, o.f.mean + c * sd),
+                o.x.clamp(o.f.mean - cs * sd, o.f.mean + cs * sd),
+            )
         };
-        self.baseline.learn(t_ms, x, &p.rates);
+        self.baseline.learn(t_ms, x, spread_x, &p.rates);
     }
 }
 
