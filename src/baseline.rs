@@ -101,8 +101,8 @@ impl Profile {
         let hod = self.hod[slot.h0] * (1.0 - slot.w) + self.hod[slot.h1] * slot.w;
         let dow_target = self.remove(self.remove(x, hod), self.level);
         let n = f64::from(self.dow_n[slot.d]);
-        // The day-of-week factor needs a few days of data before it may move at all.
-        let rate = rates.dow.max(0.2 / (n + 1.0)) * (n / (n + 288.0)).min(1.0);
+        // The first day of each weekday sets its factor (a running mean), then it tracks slowly.
+        let rate = rates.dow.max(1.0 / (n + 1.0));
         self.dow[slot.d] += rate * (dow_target - self.dow[slot.d]);
         self.dow_n[slot.d] = self.dow_n[slot.d].saturating_add(1);
         if self.mult {
@@ -149,6 +149,10 @@ pub struct Forecast {
     pub sd: f64,
     /// Whether the series is scored as counts.
     pub counts: bool,
+    /// The continuous model's forecast and robust spread, for every series: counts are also
+    /// checked against it, so a bursty series' heavy tail is not mistaken for a crisis.
+    pub robust_mean: f64,
+    pub robust_sd: f64,
 }
 
 /// Expected value and spread of one series.
@@ -220,6 +224,19 @@ impl Baseline {
 
     pub fn forecast(&self, t_ms: i64) -> Forecast {
         let slot = Slot::of(t_ms);
+        let robust_mean = self.cont.forecast(&slot, self.seasonal);
+        let mae = if self.abs_w > 0.0 {
+            self.abs_err / self.abs_w
+        } else {
+            0.0
+        };
+        // MAE of a normal error is 0.8 sd. Floor the spread at a fraction of the series' own
+        // swing and level, so a flat or perfectly periodic line does not make every rounding
+        // or interpolation error infinitely surprising.
+        let floor = (SWING_FLOOR * self.swing / self.abs_w.max(1e-9))
+            .max(1e-3 * self.cont.level.abs())
+            .max(1e-9);
+        let robust_sd = (1.2533 * mae).max(floor);
         if self.integral {
             let mean = self.count.forecast(&slot, self.seasonal).max(0.0);
             let phi = if self.sum_mu2 > 0.0 {
@@ -227,31 +244,22 @@ impl Baseline {
             } else {
                 0.0
             };
-            let sd = (mean + phi * mean * mean).sqrt();
             Forecast {
                 mean,
                 phi,
-                sd,
+                sd: (mean + phi * mean * mean).sqrt(),
                 counts: true,
+                robust_mean,
+                robust_sd: robust_sd.max(1.0),
             }
         } else {
-            let mean = self.cont.forecast(&slot, self.seasonal);
-            let mae = if self.abs_w > 0.0 {
-                self.abs_err / self.abs_w
-            } else {
-                0.0
-            };
-            // MAE of a normal error is 0.8 sd. Floor the spread at a fraction of the series' own
-            // swing and level, so a flat or perfectly periodic line does not make every rounding
-            // or interpolation error infinitely surprising.
-            let floor = (SWING_FLOOR * self.swing / self.abs_w.max(1e-9))
-                .max(1e-3 * self.cont.level.abs())
-                .max(1e-9);
             Forecast {
-                mean,
+                mean: robust_mean,
                 phi: 0.0,
-                sd: (1.2533 * mae).max(floor),
+                sd: robust_sd,
                 counts: false,
+                robust_mean,
+                robust_sd,
             }
         }
     }
@@ -262,9 +270,6 @@ impl Baseline {
     pub fn learn(&mut self, t_ms: i64, x: f64, spread_x: f64, rates: &Rates) {
         if !x.is_finite() || !spread_x.is_finite() {
             return;
-        }
-        if self.integral && (x < 0.0 || x.fract() != 0.0) {
-            self.integral = false;
         }
         let slot = Slot::of(t_ms);
         let dt = self.last_ms.map_or(self.window_ms, |l| (t_ms - l).max(0));
@@ -287,6 +292,14 @@ impl Baseline {
         self.n += 1;
         self.first_ms.get_or_insert(t_ms);
         self.last_ms = Some(t_ms);
+    }
+
+    /// Notes the raw value of every window (winsorized values are not integers, so the
+    /// count/continuous decision is made here, on what was actually observed).
+    pub fn note_raw(&mut self, x: f64) {
+        if self.integral && x.is_finite() && (x < 0.0 || x.fract() != 0.0) {
+            self.integral = false;
+        }
     }
 
     /// Records that a window was seen without teaching its value (e.g. during a crisis),
@@ -318,6 +331,7 @@ mod tests {
             let t = i * 300_000;
             let hour = (t / HOUR_MS) % 24;
             let x = if (9..17).contains(&hour) { 100.0 } else { 20.0 };
+            b.note_raw(x);
             b.learn(t, x, x, &r);
         }
         let noon = 15 * DAY_MS + 12 * HOUR_MS;
@@ -340,6 +354,7 @@ mod tests {
         let mut b = Baseline::new(300_000);
         for i in 0..100 {
             let x = -1.5 + (i % 3) as f64 * 0.1;
+            b.note_raw(x);
             b.learn(i * 300_000, x, x, &rates());
         }
         let f = b.forecast(100 * 300_000);

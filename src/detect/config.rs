@@ -93,6 +93,11 @@ pub struct Params {
     /// Windows in a row a drop must last before it opens a crisis (a silent channel, not one
     /// empty window).
     pub drop_windows: u32,
+    /// Counts must also be significant under the robust Student-t model of the residual.
+    pub robust_counts: bool,
+    /// ... from this expected count up (below it the negative binomial alone is right: a
+    /// Student-t on 2 -> 12 would be far too lenient).
+    pub robust_min_mean: f64,
     /// Degrees of freedom of the Student-t used for continuous values.
     pub t_df: f64,
     pub rates: Rates,
@@ -141,6 +146,8 @@ impl Params {
             cusum_h: 15.0,
             drop_windows: 3,
             t_df: 5.0,
+            robust_counts: true,
+            robust_min_mean: 5.0,
             cooldown_evidence: 3.0,
             record_factor: 0.7,
             record_decay: 0.5f64.powf(1.0 / f64::from(windows_per(48 * hour))),

@@ -93,7 +93,10 @@ impl SeriesDetector {
             x / f.mean.abs().max(1e-9)
         };
         let (p_up, p_down, pv, dir) = if f.counts {
-            let up = nb_upper(x, f.mean.max(0.5), f.phi);
+            let mut up = nb_upper(x, f.mean.max(0.5), f.phi);
+            if p.robust_counts && f.mean >= p.robust_min_mean {
+                up = up.max(t_upper((x - f.robust_mean) / f.robust_sd, p.t_df));
+            }
             let down = if ratio <= p.drop_ratio && f.mean >= p.min_count {
                 nb_lower(x, f.mean, f.phi)
             } else {
@@ -199,7 +202,13 @@ impl SeriesDetector {
             Direction::Up => self.cusum_up,
             Direction::Down => self.cusum_down,
         };
-        let e_ramp = e_open * cusum / p.cusum_h;
+        // A ramp counts only while the current window is itself clearly high: a CUSUM fed by a
+        // slightly biased forecast must not open crises on its own.
+        let e_ramp = if o.p < p.calm_p {
+            e_open * cusum / p.cusum_h
+        } else {
+            0.0
+        };
         let ramp = e_ramp > e_tail;
         let e_raw = -o.p.max(1e-300).log10();
         let mut e = e_tail.max(e_ramp);
@@ -270,6 +279,7 @@ impl SeriesDetector {
             }
         }
         let in_crisis = self.state == SeriesState::Crisis;
+        self.baseline.note_raw(o.x);
         if !in_crisis || self.windows > p.adapt_windows {
             self.learn(t_ms, o, p);
         } else {
