@@ -1,9 +1,10 @@
 //! Expected value and spread per series and time of week, learned online. Pure.
 //!
 //! The forecast is `level x hour-of-day factor x day-of-week factor` for counts
-//! (multiplicative: a quiet night is a fraction of a busy noon) and `level + hour-of-day offset
-//! + day-of-week offset` for continuous values, which may be negative. Both are learned for every
-//! series; a series is scored as counts while every value seen is a non-negative integer.
+//! (multiplicative: a quiet night is a fraction of a busy noon) and
+//! `level + hour-of-day offset + day-of-week offset` for continuous values, which may be
+//! negative. Both are learned for every series; a series is scored as counts while every value
+//! seen is a non-negative integer.
 //!
 //! Seasonal slots are keyed by event time, so gaps in the data leave them intact; the level
 //! forgets at a rate set by elapsed event time, so after a long gap it re-learns quickly.
@@ -183,8 +184,7 @@ impl Baseline {
     pub fn new(window_ms: i64) -> Self {
         Baseline {
             window_ms,
-            // Daily and weekly shapes only make sense when a window is well under an hour... or
-            // at most an hour.
+            // Daily and weekly shapes only make sense for windows of at most an hour.
             seasonal: window_ms <= HOUR_MS,
             count: Profile::new(true),
             cont: Profile::new(false),

@@ -17,7 +17,7 @@ fn prob(p: Result<f64, impl std::fmt::Debug>) -> f64 {
 /// P(X >= x) for X ~ NB(mean `mu`, overdispersion `phi`): `var = mu + phi mu^2`.
 pub fn nb_upper(x: f64, mu: f64, phi: f64) -> f64 {
     let k = x.ceil();
-    if !(k > 0.0) || !mu.is_finite() {
+    if k.is_nan() || k <= 0.0 || !mu.is_finite() {
         return 1.0;
     }
     let mu = mu.max(1e-6);
@@ -32,7 +32,7 @@ pub fn nb_upper(x: f64, mu: f64, phi: f64) -> f64 {
 /// P(X <= x) for X ~ NB(mean `mu`, overdispersion `phi`).
 pub fn nb_lower(x: f64, mu: f64, phi: f64) -> f64 {
     let k = x.floor();
-    if !(k >= 0.0) || !mu.is_finite() {
+    if k.is_nan() || k < 0.0 || !mu.is_finite() {
         return if k < 0.0 { 0.0 } else { 1.0 };
     }
     let mu = mu.max(1e-6);
