@@ -134,3 +134,6 @@ impl Detector {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
