@@ -4,11 +4,14 @@
 # all files and on realTweets, at the corpus-optimised threshold and at the shipped one (0.5).
 #
 #   scripts/nab.sh [NAB_DIR] [SCORER]
-#   defaults: ../shared/nab and ../shared/tools/nab_score.py (relative to the repository root)
+#   defaults: the first of ../shared and ../../shared (relative to the repository root) that
+#   holds nab/ (a clone next to shared/, or a worktree one level deeper)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-nab="${1:-$root/../shared/nab}"
-scorer="${2:-$root/../shared/tools/nab_score.py}"
+shared="$root/../shared"
+[ -d "$shared/nab" ] || shared="$root/../../shared"
+nab="${1:-$shared/nab}"
+scorer="${2:-$shared/tools/nab_score.py}"
 shipped=0.5
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
@@ -25,7 +28,8 @@ import json, sys
 prof = json.load(open(sys.argv[1]))["profiles"]
 print(" | ".join("%.1f" % (prof[p]["score"] or 0.0)
                  for p in ("standard", "reward_low_FP_rate", "reward_low_FN_rate")))
-PY}
+PY
+}
 
 echo "| detector | files | threshold | standard | reward_low_FP | reward_low_FN |"
 echo "|---|---|---|---|---|---|"

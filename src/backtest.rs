@@ -20,14 +20,14 @@ const SPACING_ROWS: usize = 17;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BacktestError {
-    #[error("{path}: {source}")]
+    #[error("{}", path.display())]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: {source}")]
+    #[error("{}", path.display())]
     Csv { path: PathBuf, source: csv::Error },
-    #[error("{path} line {line}: {what}")]
+    #[error("{} line {line}: {what}", path.display())]
     Row {
         path: PathBuf,
         line: usize,
