@@ -1,65 +1,370 @@
-//! Expected counts per series and time of week, learned online. Pure.
+//! Expected value and spread per series and time of week, learned online. Pure.
 //!
-//! PLACEHOLDER implementation: the public API below is the contract the detector relies on.
+//! The forecast is `level x hour-of-day factor x day-of-week factor` for counts
+//! (multiplicative: a quiet night is a fraction of a busy noon) and
+//! `level + hour-of-day offset + day-of-week offset` for continuous values, which may be
+//! negative. Both are learned for every series; a series is scored as counts while every value
+//! seen is a non-negative integer.
+//!
+//! Seasonal slots are keyed by event time, so gaps in the data leave them intact; the level
+//! forgets at a rate set by elapsed event time, so after a long gap it re-learns quickly.
+//! The caller winsorizes what it teaches (see [`Baseline::learn`]): anomalies move the baseline
+//! by at most a few standard deviations.
 
 use serde::{Deserialize, Serialize};
 
-const SLOTS: usize = 24;
+const HOUR_MS: i64 = 3_600_000;
+const DAY_MS: i64 = 24 * HOUR_MS;
+/// 1970-01-01 was a Thursday; shift so that index 0 is Monday.
+const EPOCH_WEEKDAY: i64 = 3;
+/// Continuous values: deviations below this fraction of the series' typical swing are noise.
+const SWING_FLOOR: f64 = 0.05;
 
+/// How fast each part of the baseline learns.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Rates {
+    /// Half-life of the level, in event-time milliseconds.
+    pub level_half_life_ms: i64,
+    /// Weight of one window in its hour-of-day factor.
+    pub hod: f64,
+    /// Weight of one window in its day-of-week factor.
+    pub dow: f64,
+    /// Half-life of the spread estimates, in windows.
+    pub spread_half_life: f64,
+}
+
+/// Level plus seasonal factors (multiplicative) or offsets (additive).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Profile {
+    mult: bool,
+    level: f64,
+    hod: [f64; 24],
+    hod_n: [u32; 24],
+    dow: [f64; 7],
+    dow_n: [u32; 7],
+}
+
+impl Profile {
+    fn new(mult: bool) -> Self {
+        let one = if mult { 1.0 } else { 0.0 };
+        Profile {
+            mult,
+            level: 0.0,
+            hod: [one; 24],
+            hod_n: [0; 24],
+            dow: [one; 7],
+            dow_n: [0; 7],
+        }
+    }
+
+    fn combine(&self, a: f64, b: f64) -> f64 {
+        if self.mult { a * b } else { a + b }
+    }
+
+    /// Removes `season` from `x` (the inverse of `combine`).
+    fn remove(&self, x: f64, season: f64) -> f64 {
+        if self.mult {
+            x / season.max(1e-3)
+        } else {
+            x - season
+        }
+    }
+
+    fn season(&self, slot: &Slot, seasonal: bool) -> f64 {
+        if !seasonal {
+            return if self.mult { 1.0 } else { 0.0 };
+        }
+        let h = self.hod[slot.h0] * (1.0 - slot.w) + self.hod[slot.h1] * slot.w;
+        self.combine(h, self.dow[slot.d])
+    }
+
+    fn forecast(&self, slot: &Slot, seasonal: bool) -> f64 {
+        self.combine(self.level, self.season(slot, seasonal))
+    }
+
+    fn learn(&mut self, slot: &Slot, x: f64, alpha: f64, rates: &Rates, seasonal: bool) {
+        let season = self.season(slot, seasonal);
+        let deseason = self.remove(x, season);
+        self.level += alpha * (deseason - self.level);
+        if !seasonal {
+            return;
+        }
+        // Each factor learns what the level and the other factor leave unexplained.
+        let dow = self.dow[slot.d];
+        let hod_target = self.remove(self.remove(x, dow), self.level);
+        for (h, w) in [(slot.h0, 1.0 - slot.w), (slot.h1, slot.w)] {
+            let rate = (w * rates.hod).max(w / (f64::from(self.hod_n[h]) + 1.0));
+            self.hod[h] += rate * (hod_target - self.hod[h]);
+            if w >= 0.5 {
+                self.hod_n[h] = self.hod_n[h].saturating_add(1);
+            }
+        }
+        let hod = self.hod[slot.h0] * (1.0 - slot.w) + self.hod[slot.h1] * slot.w;
+        let dow_target = self.remove(self.remove(x, hod), self.level);
+        let n = f64::from(self.dow_n[slot.d]);
+        // The first day of each weekday sets its factor (a running mean), then it tracks slowly.
+        let rate = rates.dow.max(1.0 / (n + 1.0));
+        self.dow[slot.d] += rate * (dow_target - self.dow[slot.d]);
+        self.dow_n[slot.d] = self.dow_n[slot.d].saturating_add(1);
+        if self.mult {
+            for f in self.hod.iter_mut().chain(self.dow.iter_mut()) {
+                *f = f.clamp(0.02, 50.0);
+            }
+        }
+    }
+}
+
+/// Where a timestamp falls in the week: two neighbouring hours (for linear interpolation
+/// between hour centres) and the weekday.
+struct Slot {
+    h0: usize,
+    h1: usize,
+    w: f64,
+    d: usize,
+}
+
+impl Slot {
+    fn of(t_ms: i64) -> Slot {
+        // Hour centres are at hh:30; interpolate between the two nearest.
+        let in_day = (t_ms - HOUR_MS / 2).rem_euclid(DAY_MS);
+        let h0 = (in_day / HOUR_MS) as usize % 24;
+        let w = (in_day % HOUR_MS) as f64 / HOUR_MS as f64;
+        let d = (t_ms.div_euclid(DAY_MS) + EPOCH_WEEKDAY).rem_euclid(7) as usize;
+        Slot {
+            h0,
+            h1: (h0 + 1) % 24,
+            w,
+            d,
+        }
+    }
+}
+
+/// A forecast for one window.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Forecast {
+    /// Expected value.
+    pub mean: f64,
+    /// Negative-binomial overdispersion (`var = mean + phi * mean^2`); counts only.
+    pub phi: f64,
+    /// Standard deviation of the one-step forecast error.
+    pub sd: f64,
+    /// Whether the series is scored as counts.
+    pub counts: bool,
+    /// The continuous model's forecast and robust spread, for every series: counts are also
+    /// checked against it, so a bursty series' heavy tail is not mistaken for a crisis.
+    pub robust_mean: f64,
+    pub robust_sd: f64,
+}
+
+/// Expected value and spread of one series.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Baseline {
     window_ms: i64,
-    level: Vec<f64>,
-    seen: Vec<u32>,
-    total_seen: u64,
+    seasonal: bool,
+    count: Profile,
+    cont: Profile,
+    /// Every value so far was a non-negative integer.
+    integral: bool,
+    /// Windows learned.
+    n: u64,
+    first_ms: Option<i64>,
+    last_ms: Option<i64>,
+    /// Decayed sums for the ratio estimator of overdispersion.
+    sq_err: f64,
+    sum_mu: f64,
+    sum_mu2: f64,
+    /// Decayed mean absolute error of the continuous forecast.
+    abs_err: f64,
+    abs_w: f64,
+    /// Decayed mean absolute deviation of the values around the level: the series' own swing.
+    swing: f64,
 }
 
 impl Baseline {
     pub fn new(window_ms: i64) -> Self {
         Baseline {
             window_ms,
-            level: vec![0.0; SLOTS],
-            seen: vec![0; SLOTS],
-            total_seen: 0,
+            // Daily and weekly shapes only make sense for windows of at most an hour.
+            seasonal: window_ms <= HOUR_MS,
+            count: Profile::new(true),
+            cont: Profile::new(false),
+            integral: true,
+            n: 0,
+            first_ms: None,
+            last_ms: None,
+            sq_err: 0.0,
+            sum_mu: 0.0,
+            sum_mu2: 0.0,
+            abs_err: 0.0,
+            abs_w: 0.0,
+            swing: 0.0,
         }
     }
 
-    fn slot(&self, t_ms: i64) -> usize {
-        (t_ms.rem_euclid(86_400_000) / 3_600_000) as usize
+    /// Windows learned so far.
+    pub fn windows(&self) -> u64 {
+        self.n
+    }
+
+    /// Event time covered since the first window learned.
+    pub fn span_ms(&self) -> i64 {
+        match (self.first_ms, self.last_ms) {
+            (Some(a), Some(b)) => b - a + self.window_ms,
+            _ => 0,
+        }
+    }
+
+    pub fn is_counts(&self) -> bool {
+        self.integral
     }
 
     pub fn expected(&self, t_ms: i64) -> f64 {
-        let s = self.slot(t_ms);
-        if self.seen[s] == 0 {
-            let n: u32 = self.seen.iter().sum();
-            if n == 0 {
-                return 0.0;
-            }
-            return self
-                .level
-                .iter()
-                .zip(&self.seen)
-                .filter(|(_, c)| **c > 0)
-                .map(|(l, _)| l)
-                .sum::<f64>()
-                / self.seen.iter().filter(|c| **c > 0).count() as f64;
-        }
-        self.level[s]
+        self.forecast(t_ms).mean
     }
 
-    pub fn learn(&mut self, t_ms: i64, x: f64) {
-        let s = self.slot(t_ms);
-        let alpha = if self.seen[s] < 10 {
-            1.0 / (self.seen[s] as f64 + 1.0)
+    pub fn forecast(&self, t_ms: i64) -> Forecast {
+        let slot = Slot::of(t_ms);
+        let robust_mean = self.cont.forecast(&slot, self.seasonal);
+        let mae = if self.abs_w > 0.0 {
+            self.abs_err / self.abs_w
         } else {
-            0.1
+            0.0
         };
-        self.level[s] += alpha * (x - self.level[s]);
-        self.seen[s] += 1;
-        self.total_seen += 1;
+        // MAE of a normal error is 0.8 sd. Floor the spread at a fraction of the series' own
+        // swing and level, so a flat or perfectly periodic line does not make every rounding
+        // or interpolation error infinitely surprising.
+        let floor = (SWING_FLOOR * self.swing / self.abs_w.max(1e-9))
+            .max(1e-3 * self.cont.level.abs())
+            .max(1e-9);
+        let robust_sd = (1.2533 * mae).max(floor);
+        if self.integral {
+            let mean = self.count.forecast(&slot, self.seasonal).max(0.0);
+            let phi = if self.sum_mu2 > 0.0 {
+                ((self.sq_err - self.sum_mu) / self.sum_mu2).clamp(0.0, 4.0)
+            } else {
+                0.0
+            };
+            Forecast {
+                mean,
+                phi,
+                sd: (mean + phi * mean * mean).sqrt(),
+                counts: true,
+                robust_mean,
+                robust_sd: robust_sd.max(1.0),
+            }
+        } else {
+            Forecast {
+                mean: robust_mean,
+                phi: 0.0,
+                sd: robust_sd,
+                counts: false,
+                robust_mean,
+                robust_sd,
+            }
+        }
     }
 
-    pub fn is_warm(&self) -> bool {
-        self.total_seen as i64 * self.window_ms >= 86_400_000
+    /// Teaches the baseline the window at `t_ms`: `x` (winsorized by the caller) moves the
+    /// level and seasonal factors; `spread_x` (clipped far less) feeds the spread estimates, so
+    /// a bursty series learns that it is bursty.
+    pub fn learn(&mut self, t_ms: i64, x: f64, spread_x: f64, rates: &Rates) {
+        if !x.is_finite() || !spread_x.is_finite() {
+            return;
+        }
+        let slot = Slot::of(t_ms);
+        let dt = self.last_ms.map_or(self.window_ms, |l| (t_ms - l).max(0));
+        let decay = 0.5f64.powf(dt as f64 / rates.level_half_life_ms.max(1) as f64);
+        let alpha = (1.0 - decay).max(1.0 / (self.n as f64 + 1.0));
+        let spread = 0.5f64.powf(1.0 / rates.spread_half_life.max(1.0));
+        if self.n > 0 {
+            let mu = self.count.forecast(&slot, self.seasonal).max(0.0);
+            self.sq_err = spread * self.sq_err + (spread_x - mu).powi(2);
+            self.sum_mu = spread * self.sum_mu + mu;
+            self.sum_mu2 = spread * self.sum_mu2 + mu * mu;
+            let m = self.cont.forecast(&slot, self.seasonal);
+            self.abs_err = spread * self.abs_err + (spread_x - m).abs();
+            self.abs_w = spread * self.abs_w + 1.0;
+            self.swing = spread * self.swing + (x - self.cont.level).abs();
+        }
+        self.count
+            .learn(&slot, x.max(0.0), alpha, rates, self.seasonal);
+        self.cont.learn(&slot, x, alpha, rates, self.seasonal);
+        self.n += 1;
+        self.first_ms.get_or_insert(t_ms);
+        self.last_ms = Some(t_ms);
+    }
+
+    /// Notes the raw value of every window (winsorized values are not integers, so the
+    /// count/continuous decision is made here, on what was actually observed).
+    pub fn note_raw(&mut self, x: f64) {
+        if self.integral && x.is_finite() && (x < 0.0 || x.fract() != 0.0) {
+            self.integral = false;
+        }
+    }
+
+    /// Records that a window was seen without teaching its value (e.g. during a crisis),
+    /// so warm-up and gap handling still see time pass.
+    pub fn skip(&mut self, t_ms: i64) {
+        self.first_ms.get_or_insert(t_ms);
+        self.last_ms = Some(t_ms);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rates() -> Rates {
+        Rates {
+            level_half_life_ms: 6 * HOUR_MS,
+            hod: 0.05,
+            dow: 0.005,
+            spread_half_life: 288.0,
+        }
+    }
+
+    #[test]
+    fn learns_a_daily_shape() {
+        let mut b = Baseline::new(300_000);
+        let r = rates();
+        for i in 0..(14 * 288) {
+            let t = i * 300_000;
+            let hour = (t / HOUR_MS) % 24;
+            let x = if (9..17).contains(&hour) { 100.0 } else { 20.0 };
+            b.note_raw(x);
+            b.learn(t, x, x, &r);
+        }
+        let noon = 15 * DAY_MS + 12 * HOUR_MS;
+        let night = 15 * DAY_MS + 3 * HOUR_MS;
+        assert!(
+            (b.expected(noon) - 100.0).abs() < 15.0,
+            "{}",
+            b.expected(noon)
+        );
+        assert!(
+            (b.expected(night) - 20.0).abs() < 5.0,
+            "{}",
+            b.expected(night)
+        );
+        assert!(b.is_counts());
+    }
+
+    #[test]
+    fn continuous_values_switch_mode() {
+        let mut b = Baseline::new(300_000);
+        for i in 0..100 {
+            let x = -1.5 + (i % 3) as f64 * 0.1;
+            b.note_raw(x);
+            b.learn(i * 300_000, x, x, &rates());
+        }
+        let f = b.forecast(100 * 300_000);
+        assert!(!f.counts);
+        assert!(f.mean < 0.0 && f.sd > 0.0 && f.sd.is_finite());
+    }
+
+    #[test]
+    fn weekday_index_is_monday_based() {
+        // 2024-01-01 was a Monday.
+        assert_eq!(Slot::of(1_704_067_200_000 + 12 * HOUR_MS).d, 0);
     }
 }

@@ -7,6 +7,7 @@
 //! - [`window`]: event-time windows and watermarks (pure)
 //! - [`baseline`]: expected counts per series and time of week (pure)
 //! - [`detect`]: significance, scores and the crisis lifecycle (pure)
+//! - [`backtest`]: scores NAB-format series files with the service's detector
 //! - [`pipeline`]: the synchronous core every driver shares
 //! - [`source`]: inputs: simulator, files, Kafka
 //! - [`sink`]: outputs: NDJSON, window tables, Kafka
@@ -16,6 +17,7 @@
 //! - [`app`]: the drivers behind each CLI command
 
 pub mod app;
+pub mod backtest;
 pub mod baseline;
 pub mod classify;
 pub mod clock;

@@ -96,6 +96,25 @@ enum Cmd {
     },
     /// Validates a configuration file and prints every problem with its key and line.
     CheckConfig { config: PathBuf },
+    /// Scores NAB-format series (`timestamp,value`) with the service's detector, writing
+    /// `timestamp,value,anomaly_score`: one file, or a whole tree.
+    Backtest {
+        /// Configuration whose `[detect]` section is used (default: built-in defaults).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(
+            long,
+            conflicts_with = "series_dir",
+            required_unless_present = "series_dir"
+        )]
+        series: Option<PathBuf>,
+        #[arg(long, requires = "series")]
+        output: Option<PathBuf>,
+        #[arg(long, requires = "output_dir")]
+        series_dir: Option<PathBuf>,
+        #[arg(long)]
+        output_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -259,6 +278,28 @@ fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             }
             out.flush()?;
             eprintln!("{}", summary.human(&topics));
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Backtest {
+            config,
+            series,
+            output,
+            series_dir,
+            output_dir,
+        } => {
+            let detect = match config {
+                Some(p) => load_config(Some(&p))?.detect,
+                None => Default::default(),
+            };
+            use crisis_pulse::backtest;
+            match (series, output, series_dir, output_dir) {
+                (Some(s), Some(o), _, _) => backtest::run_file(&s, &o, &detect)?,
+                (_, _, Some(d), Some(o)) => {
+                    let n = backtest::run_dir(&d, &o, &detect)?;
+                    eprintln!("scored {n} files into {}", o.display());
+                }
+                _ => anyhow::bail!("give --series and --output, or --series-dir and --output-dir"),
+            }
             Ok(ExitCode::SUCCESS)
         }
         Cmd::CheckConfig { config } => match Config::load(&config) {

@@ -1,0 +1,70 @@
+//! An HTM-style anomaly-likelihood layer on the count model's surprise.
+//!
+//! The surprise of a window is `-log10 p`. If the count model were perfectly calibrated its
+//! distribution would be the same for every series; in practice some series (bursty ones) are
+//! surprising far more often than the model admits. The layer keeps a long-run mean and spread
+//! of each series' own surprise and asks how unusual the *recent* surprise (a short average) is
+//! against that history. A crisis needs both: a rare count under the model, and a surprise that
+//! is rare for this series.
+
+use serde::{Deserialize, Serialize};
+
+use super::stats::t_upper;
+
+/// Surprise is capped here so one absurd window cannot dominate the long-run spread.
+const MAX_SURPRISE: f64 = 30.0;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Likelihood {
+    mean: f64,
+    var: f64,
+    short: f64,
+    n: u64,
+}
+
+impl Likelihood {
+    pub fn new() -> Self {
+        Likelihood {
+            mean: 0.0,
+            var: 0.0,
+            short: 0.0,
+            n: 0,
+        }
+    }
+
+    /// Evidence (-log10 of the likelihood tail) for surprise `s` given the history, then
+    /// learns `s`. `short_alpha` weights the newest window in the short average; `long_alpha`
+    /// is the long-run learning rate; `learn` is false inside a crisis.
+    pub fn step(&mut self, s: f64, short_alpha: f64, long_alpha: f64, learn: bool) -> f64 {
+        let s = if s.is_finite() {
+            s.clamp(0.0, MAX_SURPRISE)
+        } else {
+            0.0
+        };
+        self.short += short_alpha * (s - self.short);
+        // A calibrated model's surprise has mean and sd ~0.43: the prior until history exists.
+        let prior = 20.0;
+        let w = self.n as f64 / (self.n as f64 + prior);
+        let mean = w * self.mean + (1.0 - w) * 0.434;
+        let var = w * self.var + (1.0 - w) * 0.19;
+        let sd = var.sqrt().max(0.1);
+        let z = (self.short - mean) / sd;
+        let e = -t_upper(z, 5.0).max(1e-300).log10();
+        if learn {
+            let a = long_alpha.max(1.0 / (self.n as f64 + 1.0));
+            // Winsorize what the history learns: an anomaly must not teach that anomalies are
+            // normal.
+            let s = s.min(mean + 4.0 * sd);
+            let d = s - self.mean;
+            self.mean += a * d;
+            self.var = (1.0 - a) * (self.var + a * d * d);
+            self.n += 1;
+        }
+        if e.is_finite() { e.max(0.0) } else { 0.0 }
+    }
+
+    /// Forgets the short average (after a crisis opens, so the next one needs fresh evidence).
+    pub fn reset_short(&mut self) {
+        self.short = 0.0;
+    }
+}

@@ -1,0 +1,139 @@
+//! (window count, baseline) -> expected, significance, score, crisis lifecycle. Pure.
+//!
+//! Per series: a seasonal baseline ([`crate::baseline`]), a negative-binomial tail probability
+//! for counts (Student-t on the standardised residual for continuous values), a CUSUM for slow
+//! ramps, minimum-count and minimum-ratio guards, and a lifecycle with hysteresis and cooldown.
+//! Across series: Benjamini-Hochberg false-discovery-rate control each window.
+//! See `docs/detection.md` for the model and its measured quality.
+
+mod config;
+mod likelihood;
+mod series;
+pub mod stats;
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::Severity;
+pub use config::{DetectConfig, Params, Sensitivity};
+use series::{Observation, SeriesDetector};
+
+/// Goes into every crisis event; bump it when scores or lifecycle rules change.
+pub const DETECTOR_VERSION: &str = "cp-detect-1.0";
+
+/// Where a series stands after a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SeriesState {
+    Warmup,
+    Normal,
+    Watch,
+    Crisis,
+}
+
+impl SeriesState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SeriesState::Warmup => "warmup",
+            SeriesState::Normal => "normal",
+            SeriesState::Watch => "watch",
+            SeriesState::Crisis => "crisis",
+        }
+    }
+    /// 0 normal/warmup, 1 watch, 2 crisis (the `crisis_state` gauge).
+    pub fn gauge(self) -> i64 {
+        match self {
+            SeriesState::Warmup | SeriesState::Normal => 0,
+            SeriesState::Watch => 1,
+            SeriesState::Crisis => 2,
+        }
+    }
+}
+
+/// A lifecycle change produced by this window.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum Transition {
+    Opened { onset_ms: i64 },
+    Escalated { onset_ms: i64 },
+    Resolved { onset_ms: i64 },
+}
+
+/// The detector's verdict on one series for one window.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Assessment {
+    pub expected: f64,
+    /// The value above which this window would have been significant enough to open a crisis.
+    pub upper: f64,
+    /// p-value of the window before FDR adjustment.
+    pub p_value: f64,
+    /// Anomaly score in [0, 1]; 0.5 is exactly the preset's evidence to open a crisis (after
+    /// FDR control and guards), higher is stronger. 0 during warm-up.
+    pub score: f64,
+    /// `score` scaled down where no crisis could open (one is open, or cooldown): what an
+    /// onset-marking consumer such as the NAB backtest should threshold.
+    pub onset_score: f64,
+    pub ratio: f64,
+    pub state: SeriesState,
+    pub severity: Severity,
+    pub transition: Option<Transition>,
+    /// Peak observed count since onset (when in crisis).
+    pub peak: f64,
+    /// Windows since onset (when in crisis).
+    pub windows_in_crisis: u32,
+}
+
+/// Many series (indexed 0..n) assessed together each window.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Detector {
+    window_ms: i64,
+    params: Params,
+    series: Vec<SeriesDetector>,
+    #[serde(skip)]
+    obs: Vec<Observation>,
+    #[serde(skip)]
+    q: Vec<Option<f64>>,
+    #[serde(skip)]
+    scratch: Vec<(f64, usize)>,
+}
+
+impl Detector {
+    pub fn new(cfg: &DetectConfig, window_ms: i64) -> Self {
+        Detector {
+            window_ms,
+            params: Params::resolve(cfg, window_ms),
+            series: Vec::new(),
+            obs: Vec::new(),
+            q: Vec::new(),
+            scratch: Vec::new(),
+        }
+    }
+
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// Assesses every series for the window starting at `window_start_ms`; `observed[i]` is
+    /// series i's count. `out` receives one assessment per series, in order.
+    pub fn assess(&mut self, window_start_ms: i64, observed: &[f64], out: &mut Vec<Assessment>) {
+        out.clear();
+        while self.series.len() < observed.len() {
+            self.series.push(SeriesDetector::new(self.window_ms));
+        }
+        let p = self.params;
+        self.obs.clear();
+        self.q.clear();
+        for (s, &x) in self.series.iter().zip(observed) {
+            let o = s.observe(window_start_ms, x, &p);
+            self.q.push(o.warm.then_some(o.p));
+            self.obs.push(o);
+        }
+        if p.fdr {
+            stats::bh_adjust(&mut self.q, &mut self.scratch);
+        }
+        for ((s, o), q) in self.series.iter_mut().zip(&self.obs).zip(&self.q) {
+            out.push(s.decide(window_start_ms, o, q.unwrap_or(1.0), &p));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

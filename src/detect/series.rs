@@ -1,0 +1,360 @@
+//! One series: its baseline, its change-point statistic and its crisis lifecycle.
+//!
+//! A window is scored in two steps because false-discovery-rate control needs every series'
+//! p-value first: [`SeriesDetector::observe`] computes the evidence, the detector adjusts the
+//! p-values across series, then [`SeriesDetector::decide`] runs the lifecycle and teaches the
+//! baseline.
+
+use serde::{Deserialize, Serialize};
+
+use super::config::Params;
+use super::likelihood::Likelihood;
+use super::stats::{nb_lower, nb_upper, t_upper};
+use super::{Assessment, SeriesState, Transition};
+use crate::baseline::{Baseline, Forecast};
+use crate::event::Severity;
+
+/// Which way a window (or a crisis) departs from the baseline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Direction {
+    Up,
+    Down,
+}
+
+/// What [`SeriesDetector::observe`] found, before FDR adjustment.
+#[derive(Debug, Clone, Copy)]
+pub struct Observation {
+    pub x: f64,
+    pub f: Forecast,
+    pub p_up: f64,
+    pub p_down: f64,
+    /// p-value of the likelier direction (two-sided for continuous values).
+    pub p: f64,
+    pub dir: Direction,
+    pub ratio: f64,
+    pub z: f64,
+    pub warm: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SeriesDetector {
+    baseline: Baseline,
+    state: SeriesState,
+    dir: Direction,
+    onset_ms: i64,
+    severity: Severity,
+    calm: u32,
+    peak: f64,
+    windows: u32,
+    cooldown: u32,
+    cusum_up: f64,
+    cusum_down: f64,
+    /// Start of the current CUSUM excursion: the onset of a slow ramp.
+    cusum_start_ms: i64,
+    /// Consecutive windows in which a drop was significant.
+    dropped: u32,
+    likelihood: Likelihood,
+    /// Decayed record surprise of this series.
+    #[serde(default)]
+    record: f64,
+}
+
+impl SeriesDetector {
+    pub fn new(window_ms: i64) -> Self {
+        SeriesDetector {
+            baseline: Baseline::new(window_ms),
+            state: SeriesState::Warmup,
+            dir: Direction::Up,
+            onset_ms: 0,
+            severity: Severity::Low,
+            calm: 0,
+            peak: 0.0,
+            windows: 0,
+            cooldown: 0,
+            cusum_up: 0.0,
+            cusum_down: 0.0,
+            cusum_start_ms: 0,
+            dropped: 0,
+            likelihood: Likelihood::new(),
+            record: 0.0,
+        }
+    }
+
+    pub fn observe(&self, t_ms: i64, x: f64, p: &Params) -> Observation {
+        let f = self.baseline.forecast(t_ms);
+        let x = if x.is_finite() { x } else { 0.0 };
+        let warm =
+            self.baseline.windows() >= p.warmup_windows && self.baseline.span_ms() >= p.warmup_ms;
+        let sd = if f.counts { f.sd.max(1.0) } else { f.sd };
+        let z = ((x - f.mean) / sd).clamp(-1e6, 1e6);
+        let ratio = if f.counts {
+            (x + 1.0) / (f.mean + 1.0)
+        } else {
+            x / f.mean.abs().max(1e-9)
+        };
+        let (p_up, p_down, pv, dir) = if f.counts {
+            let mut up = nb_upper(x, f.mean.max(0.5), f.phi);
+            if p.robust_counts && f.mean >= p.robust_min_mean {
+                up = up.max(t_upper((x - f.robust_mean) / f.robust_sd, p.t_df));
+            }
+            let down = if ratio <= p.drop_ratio && f.mean >= p.min_count {
+                nb_lower(x, f.mean, f.phi)
+            } else {
+                1.0
+            };
+            if down < up {
+                (up, down, down, Direction::Down)
+            } else {
+                (up, down, up, Direction::Up)
+            }
+        } else {
+            let up = t_upper(z, p.t_df);
+            let down = t_upper(-z, p.t_df);
+            let dir = if z >= 0.0 {
+                Direction::Up
+            } else {
+                Direction::Down
+            };
+            (up, down, (2.0 * up.min(down)).min(1.0), dir)
+        };
+        Observation {
+            x,
+            f,
+            p_up,
+            p_down,
+            p: pv,
+            dir,
+            ratio: if ratio.is_finite() { ratio } else { 0.0 },
+            z,
+            warm,
+        }
+    }
+
+    /// Guard fraction in [0, 1]: 1 when the minimum-count and minimum-ratio guards pass.
+    fn guard(&self, o: &Observation, p: &Params) -> f64 {
+        if !o.f.counts {
+            return 1.0;
+        }
+        match o.dir {
+            Direction::Up => {
+                let r = ((o.ratio - 1.0) / (p.min_ratio - 1.0).max(1e-9)).clamp(0.0, 1.0);
+                let c = (o.x / p.min_count.max(1e-9)).clamp(0.0, 1.0);
+                r.min(c)
+            }
+            Direction::Down => {
+                if self.dropped >= p.drop_windows {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+        }
+    }
+
+    fn severity(o: &Observation, dir: Direction) -> Severity {
+        if !o.f.counts {
+            return match o.z.abs() {
+                z if z >= 32.0 => Severity::Critical,
+                z if z >= 16.0 => Severity::High,
+                z if z >= 8.0 => Severity::Medium,
+                _ => Severity::Low,
+            };
+        }
+        if dir == Direction::Down {
+            return Severity::High;
+        }
+        let by_ratio = match o.ratio {
+            r if r >= 8.0 => Severity::Critical,
+            r if r >= 4.0 => Severity::High,
+            r if r >= 2.0 => Severity::Medium,
+            _ => Severity::Low,
+        };
+        // A handful of extra complaints is never worse than medium, whatever the ratio.
+        if o.x - o.f.mean < 30.0 {
+            by_ratio.min(Severity::Medium)
+        } else {
+            by_ratio
+        }
+    }
+
+    fn update_cusum(&mut self, t_ms: i64, o: &Observation, p: &Params) {
+        if !o.warm {
+            return;
+        }
+        let z = o.z.clamp(-4.0, 4.0);
+        if self.cusum_up <= 0.0 && self.cusum_down <= 0.0 {
+            self.cusum_start_ms = t_ms;
+        }
+        self.cusum_up = (self.cusum_up + z - p.cusum_k).max(0.0);
+        self.cusum_down = if o.f.counts {
+            0.0
+        } else {
+            (self.cusum_down - z - p.cusum_k).max(0.0)
+        };
+    }
+
+    /// Runs the lifecycle on an observation whose p-value was adjusted to `q`.
+    pub fn decide(&mut self, t_ms: i64, o: &Observation, q: f64, p: &Params) -> Assessment {
+        self.update_cusum(t_ms, o, p);
+        let e_open = p.open_evidence();
+        let e_tail = -q.max(1e-300).log10();
+        let cusum = match o.dir {
+            Direction::Up => self.cusum_up,
+            Direction::Down => self.cusum_down,
+        };
+        // A ramp counts only while the current window is itself clearly high: a CUSUM fed by a
+        // slightly biased forecast must not open crises on its own.
+        let e_ramp = if o.p < p.calm_p {
+            e_open * cusum / p.cusum_h
+        } else {
+            0.0
+        };
+        let ramp = e_ramp > e_tail;
+        let e_raw = -o.p.max(1e-300).log10();
+        let mut e = e_tail.max(e_ramp);
+        if o.warm && p.record_factor > 0.0 {
+            // Bursty series: a crisis must out-surprise the series' own recent record.
+            let rec = p.record_factor * self.record;
+            if e_raw < rec {
+                e = e.min(e_open * 0.99 * (e_raw / rec.max(1e-9)));
+            }
+        }
+        self.record = (self.record * p.record_decay).max(e_raw.min(50.0));
+        if p.use_likelihood {
+            let learn = o.warm && self.state != SeriesState::Crisis;
+            let e_lik = self
+                .likelihood
+                .step(e_raw, p.short_alpha, p.long_alpha, learn);
+            e = e.min(e_lik * p.lik_scale);
+        }
+        self.dropped = if o.f.counts && o.dir == Direction::Down {
+            self.dropped.saturating_add(1)
+        } else {
+            0
+        };
+        let g = self.guard(o, p);
+        if g < 1.0 {
+            e = e.min(e_open) * 0.99 * g;
+        }
+        let score = if o.warm { e / (e + e_open) } else { 0.0 };
+        let mut transition = None;
+        let mut onset_score = score;
+        if self.state == SeriesState::Crisis {
+            transition = self.continue_crisis(o, p);
+            onset_score *= 0.2;
+        } else {
+            self.cooldown = self.cooldown.saturating_sub(1);
+            // In cooldown a new crisis needs `cooldown_evidence` times the usual evidence: a
+            // relapse of the same wave does not page twice, a much bigger one still does.
+            let need = if self.cooldown == 0 {
+                e_open
+            } else {
+                e_open * p.cooldown_evidence
+            };
+            if o.warm && e >= need {
+                self.state = SeriesState::Crisis;
+                self.dir = o.dir;
+                self.onset_ms = if ramp { self.cusum_start_ms } else { t_ms };
+                self.severity = Self::severity(o, o.dir);
+                self.peak = o.x;
+                self.windows = 1;
+                self.calm = 0;
+                self.cusum_up = 0.0;
+                self.cusum_down = 0.0;
+                self.likelihood.reset_short();
+                transition = Some(Transition::Opened {
+                    onset_ms: self.onset_ms,
+                });
+            } else {
+                if self.cooldown > 0 {
+                    onset_score *= 0.2;
+                }
+                self.state = if !o.warm {
+                    SeriesState::Warmup
+                } else if o.p < p.calm_p {
+                    SeriesState::Watch
+                } else {
+                    SeriesState::Normal
+                };
+            }
+        }
+        let in_crisis = self.state == SeriesState::Crisis;
+        self.baseline.note_raw(o.x);
+        if !in_crisis || self.windows > p.adapt_windows {
+            self.learn(t_ms, o, p);
+        } else {
+            self.baseline.skip(t_ms);
+        }
+        Assessment {
+            expected: o.f.mean,
+            upper: o.f.mean + upper_z(p.open_p) * o.f.sd,
+            p_value: o.p,
+            score,
+            onset_score,
+            ratio: o.ratio,
+            state: self.state,
+            severity: self.severity,
+            transition,
+            peak: if in_crisis { self.peak } else { 0.0 },
+            windows_in_crisis: if in_crisis { self.windows } else { 0 },
+        }
+    }
+
+    fn continue_crisis(&mut self, o: &Observation, p: &Params) -> Option<Transition> {
+        self.windows = self.windows.saturating_add(1);
+        self.peak = match self.dir {
+            Direction::Up => self.peak.max(o.x),
+            Direction::Down => self.peak.min(o.x),
+        };
+        // Hysteresis: staying in crisis needs far less evidence than opening one.
+        let calm = match (self.dir, o.f.counts) {
+            (Direction::Up, true) => o.p_up > p.calm_p || o.ratio < (1.0 + p.min_ratio) / 2.0,
+            (Direction::Down, true) => o.p_down > p.calm_p || o.ratio > 2.0 * p.drop_ratio,
+            (Direction::Up, false) => o.p_up > p.calm_p,
+            (Direction::Down, false) => o.p_down > p.calm_p,
+        };
+        self.calm = if calm { self.calm + 1 } else { 0 };
+        if self.calm >= p.calm_windows {
+            self.state = SeriesState::Normal;
+            self.cooldown = p.cooldown_windows;
+            self.windows = 0;
+            return Some(Transition::Resolved {
+                onset_ms: self.onset_ms,
+            });
+        }
+        let now = Self::severity(o, self.dir);
+        if !calm && now > self.severity {
+            self.severity = now;
+            return Some(Transition::Escalated {
+                onset_ms: self.onset_ms,
+            });
+        }
+        None
+    }
+
+    fn learn(&mut self, t_ms: i64, o: &Observation, p: &Params) {
+        // Early on the spread is unknown: clip only gross outliers.
+        let c = if o.warm {
+            p.winsor_sd
+        } else {
+            2.0 * p.winsor_sd
+        };
+        let sd = if o.f.counts { o.f.sd.max(1.0) } else { o.f.sd };
+        let (x, spread_x) = if self.baseline.windows() < 8 {
+            (o.x, o.x)
+        } else {
+            let cs = p.spread_winsor_sd;
+            (
+                o.x.clamp(o.f.mean - c * sd, o.f.mean + c * sd),
+                o.x.clamp(o.f.mean - cs * sd, o.f.mean + cs * sd),
+            )
+        };
+        self.baseline.learn(t_ms, x, spread_x, &p.rates);
+    }
+}
+
+/// One-sided standard-normal quantile for `p` (the `upper` bound in standard deviations).
+fn upper_z(p: f64) -> f64 {
+    let z = std::f64::consts::SQRT_2 * statrs::function::erf::erfc_inv(2.0 * p.clamp(1e-300, 0.5));
+    if z.is_finite() { z } else { 0.0 }
+}

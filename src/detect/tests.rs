@@ -1,0 +1,75 @@
+//! Detector-level properties: checkpoints restore exactly, scores never leak NaN.
+
+use super::*;
+
+fn drive(det: &mut Detector, from: i64, to: i64, out: &mut Vec<Assessment>) -> Vec<f64> {
+    let mut scores = Vec::new();
+    for w in from..to {
+        let x = [10.0 + (w % 7) as f64, if w == 700 { 90.0 } else { 3.0 }];
+        det.assess(w * 300_000, &x, out);
+        scores.extend(out.iter().map(|a| a.score));
+    }
+    scores
+}
+
+#[test]
+fn checkpoint_round_trip_continues_identically() -> Result<(), serde_json::Error> {
+    let mut a = Detector::new(&DetectConfig::default(), 300_000);
+    let mut out = Vec::new();
+    drive(&mut a, 0, 600, &mut out);
+    let mut b: Detector = serde_json::from_str(&serde_json::to_string(&a)?)?;
+    let sa = drive(&mut a, 600, 900, &mut out);
+    let sb = drive(&mut b, 600, 900, &mut out);
+    assert_eq!(sa, sb);
+    Ok(())
+}
+
+#[test]
+fn hostile_values_give_finite_scores() {
+    let mut d = Detector::new(&DetectConfig::default(), 300_000);
+    let mut out = Vec::new();
+    let vals = [f64::NAN, f64::INFINITY, -1e300, 0.0, 1e300, -0.5, 3.0];
+    for w in 0..2000 {
+        let x = [vals[w % vals.len()], 5.0, f64::NAN];
+        d.assess(w as i64 * 300_000, &x, &mut out);
+        for a in &out {
+            assert!(
+                a.score.is_finite() && (0.0..=1.0).contains(&a.score),
+                "{a:?}"
+            );
+            assert!(a.onset_score.is_finite() && a.p_value.is_finite(), "{a:?}");
+            assert!(a.expected.is_finite() && a.upper.is_finite(), "{a:?}");
+        }
+    }
+}
+
+#[test]
+fn spike_opens_then_resolves_with_one_lifecycle() {
+    let mut d = Detector::new(&DetectConfig::default(), 300_000);
+    let mut out = Vec::new();
+    let mut events = Vec::new();
+    for w in 0..1500i64 {
+        let x = if (1000..1012).contains(&w) {
+            60.0
+        } else {
+            10.0 + (w % 5) as f64
+        };
+        d.assess(w * 300_000, &[x], &mut out);
+        if let Some(t) = out[0].transition {
+            events.push((w, t));
+        }
+    }
+    assert!(
+        matches!(events.first(), Some((1000, Transition::Opened { .. }))),
+        "{events:?}"
+    );
+    assert!(
+        matches!(events.last(), Some((_, Transition::Resolved { .. }))),
+        "{events:?}"
+    );
+    let opened = events
+        .iter()
+        .filter(|(_, t)| matches!(t, Transition::Opened { .. }))
+        .count();
+    assert_eq!(opened, 1, "{events:?}");
+}
