@@ -75,7 +75,26 @@ impl Profile {
             return if self.mult { 1.0 } else { 0.0 };
         }
         let h = self.hod[slot.h0] * (1.0 - slot.w) + self.hod[slot.h1] * slot.w;
-        self.combine(h, self.dow[slot.d])
+        self.combine(h, self.dow_factor(slot.d))
+    }
+
+    /// A weekday not seen yet borrows the mean of the weekdays seen, so the first window of
+    /// a new weekday is forecast like the others rather than with an unlearned factor.
+    fn dow_factor(&self, d: usize) -> f64 {
+        if self.dow_n[d] > 0 {
+            return self.dow[d];
+        }
+        let (sum, n) = self
+            .dow
+            .iter()
+            .zip(&self.dow_n)
+            .filter(|(_, n)| **n > 0)
+            .fold((0.0, 0u32), |(s, c), (f, _)| (s + f, c + 1));
+        if n == 0 {
+            if self.mult { 1.0 } else { 0.0 }
+        } else {
+            sum / f64::from(n)
+        }
     }
 
     fn forecast(&self, slot: &Slot, seasonal: bool) -> f64 {
@@ -90,6 +109,9 @@ impl Profile {
             return;
         }
         // Each factor learns what the level and the other factor leave unexplained.
+        if self.dow_n[slot.d] == 0 {
+            self.dow[slot.d] = self.dow_factor(slot.d);
+        }
         let dow = self.dow[slot.d];
         let hod_target = self.remove(self.remove(x, dow), self.level);
         for (h, w) in [(slot.h0, 1.0 - slot.w), (slot.h1, slot.w)] {
@@ -102,8 +124,9 @@ impl Profile {
         let hod = self.hod[slot.h0] * (1.0 - slot.w) + self.hod[slot.h1] * slot.w;
         let dow_target = self.remove(self.remove(x, hod), self.level);
         let n = f64::from(self.dow_n[slot.d]);
-        // The first day of each weekday sets its factor (a running mean), then it tracks slowly.
-        let rate = rates.dow.max(1.0 / (n + 1.0));
+        // The first day of each weekday moves its factor from the other weekdays' mean towards
+        // that day's running mean (the prior counts as one window), then it tracks slowly.
+        let rate = rates.dow.max(1.0 / (n + 2.0));
         self.dow[slot.d] += rate * (dow_target - self.dow[slot.d]);
         self.dow_n[slot.d] = self.dow_n[slot.d].saturating_add(1);
         if self.mult {
