@@ -13,7 +13,11 @@
 //! - [`metrics`]: Prometheus registry and the metrics every driver publishes
 //! - [`http`]: /metrics, /healthz, /readyz
 //! - [`app`]: the drivers behind each CLI command
+//! - [`service`]: `run`, the live Kafka driver (consumer thread, offsets, shutdown)
+//! - [`simulate`]: `simulate`, simulator traffic into Kafka topics
+//! - [`admin`]: topic creation and broker checks
 
+pub mod admin;
 pub mod app;
 pub mod baseline;
 pub mod classify;
@@ -24,6 +28,8 @@ pub mod event;
 pub mod http;
 pub mod metrics;
 pub mod pipeline;
+pub mod service;
+pub mod simulate;
 pub mod sink;
 pub mod source;
 pub mod window;
