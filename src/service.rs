@@ -31,8 +31,9 @@ pub use consume::Summary;
 pub struct ServiceOptions {
     /// Listen address for HTTP (`None`: `http.addr` from the configuration; port 0 is fine).
     pub http_addr: Option<String>,
-    /// Receives every closed window (tests and benches compare them with a replay).
-    pub windows: Option<std::sync::mpsc::Sender<WindowReport>>,
+    /// Receives every closed window (tests and benches compare them with a replay). Bounded:
+    /// a slow receiver holds the consumer back; a dropped one is ignored.
+    pub windows: Option<std::sync::mpsc::SyncSender<WindowReport>>,
 }
 
 /// A started service.

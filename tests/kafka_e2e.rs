@@ -95,7 +95,7 @@ async fn publishes_exact_crises_and_dead_letters() {
 
     produce(&brokers, &planned);
 
-    let (tx, rx) = std::sync::mpsc::channel();
+    let (tx, rx) = std::sync::mpsc::sync_channel(4096);
     let running = service::start(
         &cfg,
         ServiceOptions {

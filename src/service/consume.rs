@@ -53,7 +53,7 @@ pub struct Worker {
     metrics: Metrics,
     ready: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
-    windows_tx: Option<std::sync::mpsc::Sender<WindowReport>>,
+    windows_tx: Option<std::sync::mpsc::SyncSender<WindowReport>>,
     clock: Clock,
     outs: Vec<Output>,
     summary: Summary,
@@ -66,7 +66,7 @@ impl Worker {
         metrics: Metrics,
         ready: Arc<AtomicBool>,
         stop: Arc<AtomicBool>,
-        windows_tx: Option<std::sync::mpsc::Sender<WindowReport>>,
+        windows_tx: Option<std::sync::mpsc::SyncSender<WindowReport>>,
     ) -> anyhow::Result<Self> {
         let p = Pipeline::new(cfg)?;
         metrics.init_topics(p.topics());
