@@ -136,7 +136,7 @@ async fn publishes_exact_crises_and_dead_letters() {
     );
     let mut compared = 0;
     for (k, w) in &theirs {
-        if k.0 <= last_start.min(data_end - 10 * MINUTE) {
+        if k.0 < last_start.min(data_end - 10 * MINUTE) {
             assert_eq!(mine.get(k), Some(w), "window {k:?}");
             compared += 1;
         }
@@ -169,7 +169,8 @@ async fn publishes_exact_crises_and_dead_letters() {
         assert_eq!(m.key(), Some(ev.topic.as_bytes()));
         got.insert(ev.event_id.clone(), ev);
     }
-    let cutoff = last_start.min(data_end - 10 * MINUTE);
+    // Windows before the last one received are complete (its channel rows may still be in flight).
+    let cutoff = last_start.min(data_end - 10 * MINUTE) - 1;
     let start_ms =
         |c: &CrisisEvent| crisis_pulse::event::parse_timestamp(&c.window_start).expect("time");
     let want: BTreeMap<String, CrisisEvent> = oracle
@@ -186,7 +187,14 @@ async fn publishes_exact_crises_and_dead_letters() {
         got.keys().collect::<Vec<_>>(),
         want.keys().collect::<Vec<_>>()
     );
-    assert_eq!(got, want);
+    // Sample ids are the first complaints in arrival order, which interleaving partitions
+    // changes; everything else is a function of the windows.
+    let strip = |m: BTreeMap<String, CrisisEvent>| -> Vec<(usize, CrisisEvent)> {
+        m.into_values()
+            .map(|mut c| (std::mem::take(&mut c.sample_event_ids).len(), c))
+            .collect()
+    };
+    assert_eq!(strip(got), strip(want));
 
     // Dead letters: exactly the refused records, payload unchanged, headers naming why and where.
     let dl = read_topic(

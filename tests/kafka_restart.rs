@@ -143,7 +143,7 @@ async fn restart_mid_stream_loses_nothing() {
     let cutoff = end - 15 * MINUTE;
     let mut compared = 0;
     for (k, w) in by_key(&oracle.windows) {
-        if k.0 > cutoff {
+        if k.0 >= cutoff {
             continue;
         }
         let got = merged

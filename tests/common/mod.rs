@@ -25,8 +25,28 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 pub const DAY: i64 = 86_400_000;
 pub const MINUTE: i64 = 60_000;
 
+/// `CRISIS_PULSE_TEST_BROKERS=mock` runs against an in-process librdkafka mock cluster
+/// instead (a development aid while no broker is at hand; it is not the real-broker run).
 pub fn brokers() -> String {
-    std::env::var("CRISIS_PULSE_TEST_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
+    let b = std::env::var("CRISIS_PULSE_TEST_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
+    if b == "mock" {
+        return mock().bootstrap_servers();
+    }
+    b
+}
+
+fn mock()
+-> &'static rdkafka::mocking::MockCluster<'static, rdkafka::producer::DefaultProducerContext> {
+    struct Shared(
+        rdkafka::mocking::MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    );
+    // The mock cluster is only used through librdkafka's thread-safe API.
+    unsafe impl Sync for Shared {}
+    unsafe impl Send for Shared {}
+    static MOCK: std::sync::OnceLock<Shared> = std::sync::OnceLock::new();
+    &MOCK
+        .get_or_init(|| Shared(rdkafka::mocking::MockCluster::new(1).expect("mock cluster")))
+        .0
 }
 
 /// Panics (fails the test) unless the broker answers a metadata request.
@@ -139,6 +159,12 @@ pub fn produce(brokers: &str, records: &[Planned]) {
 }
 
 pub async fn create_topics(brokers: &str, topics: &[&str], partitions: i32) {
+    if std::env::var("CRISIS_PULSE_TEST_BROKERS").as_deref() == Ok("mock") {
+        for t in topics {
+            mock().create_topic(t, partitions, 1).expect("mock topic");
+        }
+        return;
+    }
     let k = KafkaConfig {
         brokers: brokers.to_string(),
         ..KafkaConfig::default()
