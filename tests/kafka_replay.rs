@@ -29,7 +29,7 @@ async fn kafka_replay_matches_file_replay() {
         &dlq_topic,
     );
 
-    let sim = sim(2, 9.0, 11, true);
+    let sim = sim(2, 12.0, 11, true);
     assert!(sim.len() > 200_000, "{} events", sim.len());
     let planned: Vec<Planned> = sim
         .iter()
@@ -110,9 +110,19 @@ async fn kafka_replay_matches_file_replay() {
     assert_eq!(metrics.late_events.get(), 0, "no event was late");
 
     let mine = by_key(&windows);
+    let theirs = by_key(&oracle.windows);
+    eprintln!(
+        "service windows {}..{} ({}), replay windows {}..{} ({})",
+        mine.keys().next().map_or(0, |k| k.0),
+        mine.keys().last().map_or(0, |k| k.0),
+        mine.len(),
+        theirs.keys().next().map_or(0, |k| k.0),
+        theirs.keys().last().map_or(0, |k| k.0),
+        theirs.len()
+    );
     let cutoff = data_end - 15 * MINUTE;
     let mut compared = 0;
-    for (k, w) in by_key(&oracle.windows) {
+    for (k, w) in theirs {
         if k.0 < cutoff {
             assert_eq!(mine.get(&k), Some(&w), "window {k:?}");
             compared += 1;
