@@ -119,10 +119,11 @@ impl Worker {
         let mut last_commit = Instant::now();
         let mut last_advance = Instant::now();
         let mut since_advance = 0u32;
+        // Start of the batch being processed: first message since the last advance.
+        let mut batch_started: Option<Instant> = None;
         while !self.stop.load(Ordering::Relaxed) {
             let polled = consumer.poll(Duration::from_millis(100));
             self.apply_changes(consumer.context());
-            let batch_started = Instant::now();
             let got = match polled {
                 None => false,
                 Some(Err(e)) => {
@@ -130,6 +131,7 @@ impl Worker {
                     false
                 }
                 Some(Ok(m)) => {
+                    batch_started.get_or_insert_with(Instant::now);
                     self.handle(consumer.context(), &m)?;
                     true
                 }
@@ -138,9 +140,11 @@ impl Worker {
             if !got || since_advance >= 256 || last_advance.elapsed() >= Duration::from_millis(100)
             {
                 self.advance(consumer.context())?;
-                self.metrics
-                    .batch_latency
-                    .observe(batch_started.elapsed().as_secs_f64());
+                if let Some(t) = batch_started.take() {
+                    self.metrics
+                        .batch_latency
+                        .observe(t.elapsed().as_secs_f64());
+                }
                 since_advance = 0;
                 last_advance = Instant::now();
             }
@@ -279,7 +283,21 @@ impl Worker {
             offset: m.offset(),
             key: m.key(),
         };
-        ctx.sink.dead_letter(payload, e, &from)?;
+        // A dead letter that cannot even be queued (e.g. larger than the producer's
+        // message.max.bytes) is lost: say so loudly, but keep consuming.
+        if let Err(err) = ctx.sink.dead_letter(payload, e, &from) {
+            self.metrics
+                .delivery_errors
+                .with_label_values(&["dlq"])
+                .inc();
+            tracing::error!(
+                kafka_topic = m.topic(),
+                partition = m.partition(),
+                offset = m.offset(),
+                error = %err,
+                "dead letter not published; record lost"
+            );
+        }
         Ok(())
     }
 

@@ -76,10 +76,15 @@ impl ProducerContext for DeliveryContext {
 pub fn client_config(k: &KafkaConfig) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &k.brokers);
+    apply_properties(&mut c, k);
+    c
+}
+
+/// Applies `kafka.properties` (after a client's own defaults, so they can be overridden).
+pub fn apply_properties(c: &mut ClientConfig, k: &KafkaConfig) {
     for (key, v) in &k.properties {
         c.set(key, v);
     }
-    c
 }
 
 /// The crisis and dead-letter producer.
@@ -102,10 +107,11 @@ pub struct Origin<'a> {
 impl KafkaSink {
     pub fn new(k: &KafkaConfig, metrics: Metrics) -> Result<Self, SinkError> {
         let mut c = client_config(k);
+        c.set("linger.ms", "5");
+        // Defaults above may be overridden by `kafka.properties`; these may not.
+        apply_properties(&mut c, k);
         c.set("enable.idempotence", "true")
-            .set("message.timeout.ms", "0")
-            .set("linger.ms", "5")
-            .set("compression.type", "zstd");
+            .set("message.timeout.ms", "0");
         let producer = c
             .create_with_context(DeliveryContext {
                 metrics: metrics.clone(),

@@ -16,7 +16,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::{ClientContext, util::Timeout};
 
 use crate::metrics::Metrics;
-use crate::sink::kafka::{KafkaSink, client_config};
+use crate::sink::kafka::{KafkaSink, apply_properties, client_config};
 use crate::source::kafka_config::KafkaConfig;
 
 /// A partition of a subscribed topic.
@@ -263,13 +263,14 @@ pub fn consumer(
     ctx: ServiceContext,
 ) -> anyhow::Result<BaseConsumer<ServiceContext>> {
     let mut c = client_config(k);
+    c.set("partition.assignment.strategy", "cooperative-sticky")
+        .set("auto.commit.interval.ms", "1000")
+        .set("auto.offset.reset", "earliest");
+    // Defaults above may be overridden by `kafka.properties`; the offset handling may not.
+    apply_properties(&mut c, k);
     c.set("group.id", &k.group_id)
-        .set("partition.assignment.strategy", "cooperative-sticky")
         .set("enable.auto.offset.store", "false")
         .set("enable.auto.commit", "true")
-        .set("auto.commit.interval.ms", "1000")
-        .set("auto.offset.reset", "earliest")
-        .set("enable.partition.eof", "true")
         .set(
             "statistics.interval.ms",
             k.statistics_interval.as_millis().to_string(),
