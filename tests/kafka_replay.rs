@@ -19,7 +19,13 @@ async fn kafka_replay_matches_file_replay() {
     let prefix = unique("replay");
     let topic = format!("{prefix}.history");
     let (crisis_topic, dlq_topic) = (format!("{prefix}-crisis"), format!("{prefix}-dlq"));
-    create_topics(&brokers, &[&topic], 4).await;
+    // 4 partitions; more under CRISIS_PULSE_TEST_BROKERS=mock, whose partitions keep only 5 MB.
+    let partitions: i32 = if std::env::var("CRISIS_PULSE_TEST_BROKERS").as_deref() == Ok("mock") {
+        16
+    } else {
+        4
+    };
+    create_topics(&brokers, &[&topic], partitions).await;
     create_topics(&brokers, &[&crisis_topic, &dlq_topic], 1).await;
     let cfg = config(
         &brokers,
@@ -36,7 +42,7 @@ async fn kafka_replay_matches_file_replay() {
         .enumerate()
         .map(|(i, r)| Planned {
             topic: topic.clone(),
-            partition: (i % 4) as i32,
+            partition: (i % partitions as usize) as i32,
             payload: r.payload.clone(),
             timestamp_ms: r.time_ms,
         })
