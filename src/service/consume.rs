@@ -121,13 +121,21 @@ impl Worker {
         let mut since_advance = 0u32;
         // Start of the batch being processed: first message since the last advance.
         let mut batch_started: Option<Instant> = None;
+        let (mut errors, mut last_error_log) = (0u64, None);
         while !self.stop.load(Ordering::Relaxed) {
             let polled = consumer.poll(Duration::from_millis(100));
             self.apply_changes(consumer.context());
             let got = match polled {
                 None => false,
                 Some(Err(e)) => {
-                    tracing::warn!(error = %e, "consumer error; retrying");
+                    // librdkafka retries by itself; say so at most every 10 s.
+                    errors += 1;
+                    if last_error_log
+                        .is_none_or(|t: Instant| t.elapsed() >= Duration::from_secs(10))
+                    {
+                        tracing::warn!(error = %e, errors, "consumer error; librdkafka retries");
+                        last_error_log = Some(Instant::now());
+                    }
                     false
                 }
                 Some(Ok(m)) => {
