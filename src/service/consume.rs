@@ -255,7 +255,7 @@ impl Worker {
                 }
             }
             Err(e) => {
-                self.refuse(ctx, m, payload, &e)?;
+                self.refuse(ctx, m, payload, &e);
                 None
             }
         };
@@ -271,7 +271,7 @@ impl Worker {
         m: &BorrowedMessage<'_>,
         payload: &[u8],
         e: &DecodeError,
-    ) -> anyhow::Result<()> {
+    ) {
         self.summary.refused += 1;
         self.metrics.refused(e.reason);
         self.refusals_logged += 1;
@@ -306,7 +306,6 @@ impl Worker {
                 "dead letter not published; record lost"
             );
         }
-        Ok(())
     }
 
     /// Moves the watermark and publishes what the closed windows produced.
