@@ -223,7 +223,7 @@ async fn survivor_takes_over_partitions_of_a_stopped_instance() {
     let a = service::start(&cfg, opts(None)).await.expect("service a");
     let b = service::start(&cfg, opts(None)).await.expect("service b");
     let (am, bm) = (a.metrics.clone(), b.metrics.clone());
-    wait_until("the partitions to split", Duration::from_secs(60), || {
+    wait_until("the partitions to split", Duration::from_secs(180), || {
         let (x, y) = (am.assigned_partitions.get(), bm.assigned_partitions.get());
         x > 0 && y > 0 && x + y == 4
     })
@@ -234,14 +234,14 @@ async fn survivor_takes_over_partitions_of_a_stopped_instance() {
         .expect("a stops cleanly");
 
     // B takes over all four partitions and reads the rest, produced after A left.
-    wait_until("b to take over", Duration::from_secs(60), || {
+    wait_until("b to take over", Duration::from_secs(180), || {
         bm.assigned_partitions.get() == 4
     })
     .await;
     produce(&brokers, &planned[half..]);
     let total = planned.len() as u64;
     let a_read = a_summary.messages;
-    wait_until("b to read the rest", Duration::from_secs(120), || {
+    wait_until("b to read the rest", Duration::from_secs(300), || {
         bm.events_by_kafka_topic.with_label_values(&[&topic]).get() + a_read >= total
     })
     .await;
