@@ -46,11 +46,13 @@ fn main() -> anyhow::Result<()> {
             let partitions: i32 = arg(&args, "--partitions")
                 .unwrap_or_else(|| "4".into())
                 .parse()?;
-            futures::executor::block_on(crisis_pulse::admin::ensure_topics(
-                &k,
-                &[&topic],
-                partitions,
-            ))?;
+            if !args.iter().any(|a| a == "--no-create") {
+                futures::executor::block_on(crisis_pulse::admin::ensure_topics(
+                    &k,
+                    &[&topic],
+                    partitions,
+                ))?;
+            }
             let mut sim = SimConfig::demo();
             let days = 2;
             sim.duration_ms = days * 86_400_000;
