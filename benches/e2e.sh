@@ -3,32 +3,53 @@
 # topic. A script, not a timed test: it prints a table; the numbers go in docs/kafka.md.
 #
 #   benches/e2e.sh [N]            (default N=1000000; BROKERS, PARTITIONS, HTTP_PORT env)
+#   MOCK=1 benches/e2e.sh [N]     librdkafka's mock cluster instead of a broker (default
+#                                 N=100000 over 8 partitions: mock partitions keep 5 MB)
 #
-# Needs a broker (scripts/broker.sh start). Timing starts at each consumer's first message
+# Needs a broker (scripts/broker.sh start) unless MOCK=1. Timing starts at each consumer's first message
 # (group join excluded) and ends at its N-th; CPU is user+system from /proc/<pid>/stat.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-N="${1:-${N:-1000000}}"
+MOCK="${MOCK:-0}"
+if [[ "$MOCK" == 1 ]]; then
+  N="${1:-${N:-100000}}"
+  PARTITIONS="${PARTITIONS:-8}"
+else
+  N="${1:-${N:-1000000}}"
+  PARTITIONS="${PARTITIONS:-4}"
+fi
 BROKERS="${BROKERS:-127.0.0.1:9092}"
-PARTITIONS="${PARTITIONS:-4}"
 HTTP_PORT="${HTTP_PORT:-9899}"
 TICK="$(getconf CLK_TCK)"
 
-cargo build --release --quiet --bin crisis-pulse --example bare_consumer
+cargo build --release --quiet --bin crisis-pulse --example bare_consumer --example mock_broker
 CP=target/release/crisis-pulse
 BARE=target/release/examples/bare_consumer
+TOPIC="bench.$(date +%s).history"
+create=()
+mock_pid=""
+cfg=""
+trap '[[ -n "$mock_pid" ]] && kill "$mock_pid"; rm -f "$cfg"' EXIT
+if [[ "$MOCK" == 1 ]]; then
+  addr_file="$(mktemp)"
+  target/release/examples/mock_broker --partitions "$PARTITIONS" "$TOPIC" \
+    bench.crisis.events bench.contacts.dlq >"$addr_file" &
+  mock_pid=$!
+  for _ in $(seq 50); do [[ -s "$addr_file" ]] && break; sleep 0.1; done
+  BROKERS="$(cat "$addr_file")"
+  create=(--no-create)
+  echo "mock cluster at $BROKERS" >&2
+fi
 "$CP" kafka --brokers "$BROKERS" ping --timeout 10s >/dev/null
 
-TOPIC="bench.$(date +%s).history"
 echo "loading $N events into $TOPIC ($PARTITIONS partitions)" >&2
-"$BARE" load --brokers "$BROKERS" --topic "$TOPIC" --count "$N" --partitions "$PARTITIONS"
+"$BARE" load --brokers "$BROKERS" --topic "$TOPIC" --count "$N" --partitions "$PARTITIONS" "${create[@]}"
 
 echo "bare consumer..." >&2
 read -r bare_n bare_s bare_cpu < <("$BARE" consume --brokers "$BROKERS" --topic "$TOPIC" --count "$N")
 
 cfg="$(mktemp --suffix .toml)"
-trap 'rm -f "$cfg"' EXIT
 sed -n '/^\[window\]/,$p' examples/demo.toml >"$cfg"
 cat >>"$cfg" <<TOML
 
@@ -39,7 +60,9 @@ topics = ["$TOPIC"]
 crisis_topic = "bench.crisis.events"
 dlq_topic = "bench.contacts.dlq"
 TOML
-"$CP" kafka --brokers "$BROKERS" create-topics --partitions 1 bench.crisis.events bench.contacts.dlq
+if [[ "$MOCK" != 1 ]]; then
+  "$CP" kafka --brokers "$BROKERS" create-topics --partitions 1 bench.crisis.events bench.contacts.dlq
+fi
 
 echo "service..." >&2
 RUST_LOG=warn "$CP" run --config "$cfg" --http-addr "127.0.0.1:$HTTP_PORT" &

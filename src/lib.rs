@@ -15,7 +15,11 @@
 //! - [`http`]: /metrics, /healthz, /readyz
 //! - [`logging`]: tracing setup: human or JSON lines, level from `RUST_LOG`
 //! - [`app`]: the drivers behind each CLI command
+//! - [`service`]: `run`, the live Kafka driver (consumer thread, offsets, shutdown)
+//! - [`simulate`]: `simulate`, simulator traffic into Kafka topics
+//! - [`admin`]: topic creation and broker checks
 
+pub mod admin;
 pub mod app;
 pub mod backtest;
 pub mod baseline;
@@ -28,6 +32,8 @@ pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod pipeline;
+pub mod service;
+pub mod simulate;
 pub mod sink;
 pub mod source;
 pub mod window;

@@ -115,6 +115,67 @@ enum Cmd {
         #[arg(long)]
         output_dir: Option<PathBuf>,
     },
+    /// Consumes contact topics from Kafka, publishes crisis events and dead letters
+    /// (see docs/kafka.md; `CRISIS_PULSE_KAFKA_*` variables override `[kafka]`).
+    Run {
+        /// Configuration (default: the built-in demo taxonomy with default `[kafka]`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Listen address for /metrics, /healthz, /readyz (default: `http.addr`).
+        #[arg(long)]
+        http_addr: Option<String>,
+    },
+    /// Produces simulator traffic to `contacts.<channel>` topics (created if missing).
+    Simulate {
+        #[arg(
+            long,
+            env = "CRISIS_PULSE_KAFKA_BROKERS",
+            default_value = "127.0.0.1:9092"
+        )]
+        brokers: String,
+        /// Events per wall second (0: as fast as possible).
+        #[arg(long, default_value_t = 100.0)]
+        rate: f64,
+        /// Wall-clock duration, e.g. `10m` (default: until interrupted).
+        #[arg(long)]
+        duration: Option<humantime::Duration>,
+        /// Simulated seconds per wall second.
+        #[arg(long, default_value_t = 1.0)]
+        speedup: f64,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Partitions of the topics it creates.
+        #[arg(long, default_value_t = 4)]
+        partitions: i32,
+        #[arg(long, default_value = "contacts.")]
+        topic_prefix: String,
+    },
+    /// Kafka administration: `ping` waits for the broker; `create-topics` creates topics.
+    Kafka {
+        #[arg(
+            long,
+            env = "CRISIS_PULSE_KAFKA_BROKERS",
+            default_value = "127.0.0.1:9092"
+        )]
+        brokers: String,
+        #[command(subcommand)]
+        op: KafkaOp,
+    },
+}
+
+#[derive(Subcommand)]
+enum KafkaOp {
+    /// Exits 0 once the broker answers a metadata request.
+    Ping {
+        #[arg(long, default_value = "30s")]
+        timeout: humantime::Duration,
+    },
+    /// Creates topics that do not exist.
+    CreateTopics {
+        #[arg(long, default_value_t = 4)]
+        partitions: i32,
+        topics: Vec<String>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -299,6 +360,65 @@ fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
                     eprintln!("scored {n} files into {}", o.display());
                 }
                 _ => anyhow::bail!("give --series and --output, or --series-dir and --output-dir"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Run { config, http_addr } => {
+            let mut cfg = load_config(config.as_deref())?;
+            cfg.kafka.apply_env(std::env::vars());
+            let problems = cfg.validate();
+            anyhow::ensure!(problems.is_empty(), "invalid configuration: {problems:?}");
+            let opts = crisis_pulse::service::ServiceOptions {
+                http_addr,
+                windows: None,
+            };
+            tokio::runtime::Runtime::new()?.block_on(crisis_pulse::service::run(
+                &cfg,
+                opts,
+                crisis_pulse::service::signal(),
+            ))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Simulate {
+            brokers,
+            rate,
+            duration,
+            speedup,
+            seed,
+            partitions,
+            topic_prefix,
+        } => {
+            let mut kafka = crisis_pulse::config::KafkaConfig::default();
+            kafka.apply_env(std::env::vars());
+            kafka.brokers = brokers;
+            let opts = crisis_pulse::simulate::SimulateOptions {
+                kafka,
+                rate,
+                duration: duration.map(Into::into),
+                speedup,
+                seed,
+                partitions,
+                topic_prefix,
+            };
+            let stop = crisis_pulse::simulate::stop_on_signal();
+            crisis_pulse::simulate::run(&opts, &stop)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Kafka { brokers, op } => {
+            let mut kafka = crisis_pulse::config::KafkaConfig::default();
+            kafka.apply_env(std::env::vars());
+            kafka.brokers = brokers;
+            match op {
+                KafkaOp::Ping { timeout } => {
+                    let n = crisis_pulse::admin::wait_ready(&kafka, timeout.into())?;
+                    println!("{}: {n} broker(s)", kafka.brokers);
+                }
+                KafkaOp::CreateTopics { partitions, topics } => {
+                    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+                    futures::executor::block_on(crisis_pulse::admin::ensure_topics(
+                        &kafka, &names, partitions,
+                    ))?;
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

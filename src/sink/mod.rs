@@ -1,3 +1,4 @@
-//! Outputs: crisis events as NDJSON, closed windows as CSV or Parquet.
+//! Outputs: crisis events as NDJSON, closed windows as CSV or Parquet, Kafka topics.
 
+pub mod kafka;
 pub mod windows;

@@ -1,10 +1,20 @@
-//! `[kafka]` configuration.
+//! `[kafka]` configuration, with environment-variable overrides for containers.
+//!
+//! | variable                              | key                  |
+//! |---------------------------------------|----------------------|
+//! | `CRISIS_PULSE_KAFKA_BROKERS`          | `kafka.brokers`      |
+//! | `CRISIS_PULSE_KAFKA_GROUP_ID`         | `kafka.group_id`     |
+//! | `CRISIS_PULSE_KAFKA_TOPICS` (a,b,^re) | `kafka.topics`       |
+//! | `CRISIS_PULSE_KAFKA_CRISIS_TOPIC`     | `kafka.crisis_topic` |
+//! | `CRISIS_PULSE_KAFKA_DLQ_TOPIC`        | `kafka.dlq_topic`    |
+//! | `CRISIS_PULSE_KAFKA_PROP_<NAME>`      | `kafka.properties.<name>` (`SASL_PASSWORD` -> `sasl.password`) |
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::config::Problem;
+use crate::config::{Dur, Problem};
+use crate::event::Channel;
 
 /// `[kafka]`: where to consume contacts and publish crises.
 #[derive(Debug, Clone, Deserialize)]
@@ -25,12 +35,26 @@ pub struct KafkaConfig {
     /// Dead-letter topic for refused input.
     #[serde(default = "default_dlq_topic")]
     pub dlq_topic: String,
-    /// Channel for events that do not name one, by source topic name.
+    /// Channel for events that do not name one, by source topic name. Topics not listed
+    /// map `contacts.<channel>` to `<channel>`.
     #[serde(default)]
     pub channel_by_topic: BTreeMap<String, String>,
-    /// librdkafka properties passed through unchanged (`security.protocol`, `sasl.*`, `ssl.*`).
+    /// librdkafka properties passed through unchanged to consumer, producer and admin
+    /// (`security.protocol`, `sasl.*`, `ssl.*`). Secret values are never logged.
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
+    /// How often (processing time) delivered effects are flushed and offsets stored.
+    #[serde(default = "default_commit_interval")]
+    pub commit_interval: Dur,
+    /// librdkafka `statistics.interval.ms`: how often high watermarks (consumer lag) refresh.
+    #[serde(default = "default_stats_interval")]
+    pub statistics_interval: Dur,
+    /// Longest a graceful shutdown (or a revoke) waits for the producer to deliver.
+    #[serde(default = "default_drain_timeout")]
+    pub drain_timeout: Dur,
+    /// CloudEvents `ce_source` of published crisis events.
+    #[serde(default = "default_ce_source")]
+    pub ce_source: String,
 }
 
 fn default_brokers() -> String {
@@ -48,6 +72,18 @@ fn default_crisis_topic() -> String {
 fn default_dlq_topic() -> String {
     "contacts.dlq".into()
 }
+fn default_commit_interval() -> Dur {
+    Dur::from_secs(1)
+}
+fn default_stats_interval() -> Dur {
+    Dur::from_secs(2)
+}
+fn default_drain_timeout() -> Dur {
+    Dur::from_secs(10)
+}
+fn default_ce_source() -> String {
+    "/crisis-pulse".into()
+}
 
 impl Default for KafkaConfig {
     fn default() -> Self {
@@ -59,36 +95,135 @@ impl Default for KafkaConfig {
             dlq_topic: default_dlq_topic(),
             channel_by_topic: BTreeMap::new(),
             properties: BTreeMap::new(),
+            commit_interval: default_commit_interval(),
+            statistics_interval: default_stats_interval(),
+            drain_timeout: default_drain_timeout(),
+            ce_source: default_ce_source(),
         }
     }
+}
+
+/// Property names whose values are secrets: never logged.
+pub fn is_secret(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    k.contains("password")
+        || k.contains("secret")
+        || k.ends_with(".key.pem")
+        || k == "sasl.oauthbearer.config"
 }
 
 impl KafkaConfig {
     pub fn validate(&self) -> Vec<Problem> {
         let mut out = Vec::new();
-        if self.brokers.trim().is_empty() {
+        let mut bad = |key: String, message: String| {
             out.push(Problem {
-                key: "kafka.brokers".into(),
+                key,
                 line: None,
-                message: "must not be empty".into(),
-            });
+                message,
+            })
+        };
+        if self.brokers.trim().is_empty() {
+            bad("kafka.brokers".into(), "must not be empty".into());
         }
         if self.topics.is_empty() {
-            out.push(Problem {
-                key: "kafka.topics".into(),
-                line: None,
-                message: "at least one topic or regex".into(),
-            });
+            bad("kafka.topics".into(), "at least one topic or regex".into());
+        }
+        if self.crisis_topic.is_empty() || self.dlq_topic.is_empty() {
+            bad(
+                "kafka.crisis_topic".into(),
+                "output topics must be named".into(),
+            );
         }
         for (t, c) in &self.channel_by_topic {
-            if crate::event::Channel::parse(c).is_none() {
-                out.push(Problem {
-                    key: format!("kafka.channel_by_topic.{t}"),
-                    line: None,
-                    message: format!("unknown channel {c:?}"),
-                });
+            if Channel::parse(c).is_none() {
+                bad(
+                    format!("kafka.channel_by_topic.{t}"),
+                    format!("unknown channel {c:?}"),
+                );
             }
         }
+        if self.commit_interval.as_millis() <= 0 {
+            bad("kafka.commit_interval".into(), "must be positive".into());
+        }
         out
+    }
+
+    /// Applies `CRISIS_PULSE_KAFKA_*` overrides from `vars` (normally `std::env::vars()`).
+    pub fn apply_env(&mut self, vars: impl IntoIterator<Item = (String, String)>) {
+        for (k, v) in vars {
+            let Some(name) = k.strip_prefix("CRISIS_PULSE_KAFKA_") else {
+                continue;
+            };
+            match name {
+                "BROKERS" => self.brokers = v,
+                "GROUP_ID" => self.group_id = v,
+                "TOPICS" => {
+                    self.topics = v
+                        .split(',')
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                }
+                "CRISIS_TOPIC" => self.crisis_topic = v,
+                "DLQ_TOPIC" => self.dlq_topic = v,
+                _ => {
+                    if let Some(prop) = name.strip_prefix("PROP_") {
+                        let key = prop.to_ascii_lowercase().replace('_', ".");
+                        self.properties.insert(key, v);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The passthrough properties with secret values replaced, for logs.
+    pub fn redacted_properties(&self) -> BTreeMap<&str, &str> {
+        self.properties
+            .iter()
+            .map(|(k, v)| {
+                let shown = if is_secret(k) { "***" } else { v.as_str() };
+                (k.as_str(), shown)
+            })
+            .collect()
+    }
+
+    /// The channel implied by a source topic: `channel_by_topic`, else `contacts.<channel>`.
+    pub fn channel_for_topic(&self, topic: &str) -> Option<Channel> {
+        if let Some(c) = self.channel_by_topic.get(topic) {
+            return Channel::parse(c);
+        }
+        topic.rsplit('.').next().and_then(Channel::parse)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_overrides_and_redaction() {
+        let mut k = KafkaConfig::default();
+        k.apply_env([
+            ("CRISIS_PULSE_KAFKA_BROKERS".to_string(), "b:1".to_string()),
+            ("CRISIS_PULSE_KAFKA_TOPICS".into(), "a, ^b\\..+".into()),
+            (
+                "CRISIS_PULSE_KAFKA_PROP_SASL_PASSWORD".into(),
+                "hunter2".into(),
+            ),
+            ("OTHER".into(), "x".into()),
+        ]);
+        assert_eq!(k.brokers, "b:1");
+        assert_eq!(k.topics, vec!["a".to_string(), "^b\\..+".to_string()]);
+        assert_eq!(k.properties["sasl.password"], "hunter2");
+        assert_eq!(k.redacted_properties()["sasl.password"], "***");
+    }
+
+    #[test]
+    fn channel_from_topic_name() {
+        let mut k = KafkaConfig::default();
+        assert_eq!(k.channel_for_topic("contacts.phone"), Some(Channel::Phone));
+        assert_eq!(k.channel_for_topic("contacts.dlq"), None);
+        k.channel_by_topic.insert("calls".into(), "phone".into());
+        assert_eq!(k.channel_for_topic("calls"), Some(Channel::Phone));
     }
 }

@@ -1,0 +1,56 @@
+//! Broker administration: explicit topic creation (never rely on auto-create) and a
+//! readiness probe (a metadata request), used by `simulate`, `admin` and the tests.
+
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::sink::kafka::client_config;
+use crate::source::kafka_config::KafkaConfig;
+
+/// Creates the topics that do not exist yet, each with `partitions` partitions.
+pub async fn ensure_topics(
+    k: &KafkaConfig,
+    topics: &[&str],
+    partitions: i32,
+) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> = client_config(k).create()?;
+    let new: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
+        .collect();
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    for r in admin.create_topics(&new, &opts).await? {
+        match r {
+            Ok(t) => tracing::info!(topic = %t, partitions, "topic created"),
+            Err((t, RDKafkaErrorCode::TopicAlreadyExists)) => {
+                tracing::debug!(topic = %t, "topic exists")
+            }
+            Err((t, e)) => anyhow::bail!("creating topic {t}: {e}"),
+        }
+    }
+    Ok(())
+}
+
+/// Waits until the broker answers a metadata request; returns the broker count.
+pub fn wait_ready(k: &KafkaConfig, timeout: Duration) -> anyhow::Result<usize> {
+    let consumer: BaseConsumer = client_config(k).create()?;
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        match consumer.fetch_metadata(None, Duration::from_secs(2)) {
+            Ok(md) if !md.brokers().is_empty() => return Ok(md.brokers().len()),
+            Ok(_) => {}
+            Err(e) if std::time::Instant::now() >= deadline => {
+                anyhow::bail!("broker {} not answering: {e}", k.brokers)
+            }
+            Err(_) => {}
+        }
+        if std::time::Instant::now() >= deadline {
+            anyhow::bail!("broker {} lists no brokers", k.brokers);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

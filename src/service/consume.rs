@@ -1,0 +1,393 @@
+//! The consumer thread: poll, decode, window, detect, publish; store offsets once durable.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use prometheus::IntCounter;
+use rdkafka::Message;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::BorrowedMessage;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::event::{self, Channel, DecodeContext, DecodeError, DecodeLimits};
+use crate::metrics::Metrics;
+use crate::pipeline::{Ingested, Output, Pipeline, WindowReport};
+use crate::sink::kafka::{KafkaSink, Origin};
+use crate::source::kafka::{self, Change, OffsetTracker, ServiceContext, Tp};
+use crate::source::kafka_config::KafkaConfig;
+use crate::window::watermark::Watermarks;
+
+/// How long a partition whose offsets are not known yet holds the watermark back.
+const UNKNOWN_HOLD_MS: i64 = 60_000;
+
+/// What a service run did.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    pub messages: u64,
+    pub refused: u64,
+    pub crises: u64,
+    pub windows: u64,
+}
+
+struct TopicInfo {
+    name: Arc<str>,
+    channel: Option<Channel>,
+    messages: IntCounter,
+}
+
+/// Owns the consumer and the pipeline; runs on its own thread.
+pub struct Worker {
+    kafka: KafkaConfig,
+    consumer: Option<BaseConsumer<ServiceContext>>,
+    p: Pipeline,
+    wm: Watermarks<Tp>,
+    limits: DecodeLimits,
+    hop_ms: i64,
+    size_ms: i64,
+    topics: HashMap<String, TopicInfo>,
+    assigned: HashSet<Tp>,
+    assigned_at: HashMap<Tp, i64>,
+    metrics: Metrics,
+    ready: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    windows_tx: Option<std::sync::mpsc::SyncSender<WindowReport>>,
+    clock: Clock,
+    outs: Vec<Output>,
+    summary: Summary,
+    refusals_logged: u64,
+}
+
+impl Worker {
+    pub fn new(
+        cfg: &Config,
+        metrics: Metrics,
+        ready: Arc<AtomicBool>,
+        stop: Arc<AtomicBool>,
+        windows_tx: Option<std::sync::mpsc::SyncSender<WindowReport>>,
+    ) -> anyhow::Result<Self> {
+        let p = Pipeline::new(cfg)?;
+        metrics.init_topics(p.topics());
+        let sink = Arc::new(KafkaSink::new(&cfg.kafka, metrics.clone())?);
+        let ctx = ServiceContext {
+            metrics: metrics.clone(),
+            offsets: Arc::new(Mutex::new(OffsetTracker::default())),
+            sink,
+            changes: Mutex::new(Vec::new()),
+            highs: Mutex::new(HashMap::new()),
+            drain_timeout: Duration::from_millis(cfg.kafka.drain_timeout.as_millis().max(0) as u64),
+        };
+        let consumer = kafka::consumer(&cfg.kafka, ctx)?;
+        let size_ms = cfg.window.size.as_millis();
+        Ok(Worker {
+            kafka: cfg.kafka.clone(),
+            consumer: Some(consumer),
+            limits: *p.limits(),
+            p,
+            wm: Watermarks::new(
+                cfg.window.allowed_lateness.as_millis(),
+                cfg.window.idle_timeout.as_millis(),
+                true,
+            ),
+            hop_ms: cfg.window.hop.map_or(size_ms, |h| h.as_millis()),
+            size_ms,
+            topics: HashMap::new(),
+            assigned: HashSet::new(),
+            assigned_at: HashMap::new(),
+            metrics,
+            ready,
+            stop,
+            windows_tx,
+            clock: Clock::System,
+            outs: Vec::new(),
+            summary: Summary::default(),
+            refusals_logged: 0,
+        })
+    }
+
+    /// Consumes until the stop flag is set, then drains, commits and leaves the group.
+    pub fn run(mut self) -> anyhow::Result<Summary> {
+        let consumer = self
+            .consumer
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("worker already ran"))?;
+        let consumer = &consumer;
+        let commit_every =
+            Duration::from_millis(self.kafka.commit_interval.as_millis().max(1) as u64);
+        let mut last_commit = Instant::now();
+        let mut last_advance = Instant::now();
+        let mut since_advance = 0u32;
+        // Start of the batch being processed: first message since the last advance.
+        let mut batch_started: Option<Instant> = None;
+        let (mut errors, mut last_error_log) = (0u64, None);
+        while !self.stop.load(Ordering::Relaxed) {
+            let polled = consumer.poll(Duration::from_millis(100));
+            self.apply_changes(consumer.context());
+            let got = match polled {
+                None => false,
+                Some(Err(e)) => {
+                    // librdkafka retries by itself; say so at most every 10 s.
+                    errors += 1;
+                    if last_error_log
+                        .is_none_or(|t: Instant| t.elapsed() >= Duration::from_secs(10))
+                    {
+                        tracing::warn!(error = %e, errors, "consumer error; librdkafka retries");
+                        last_error_log = Some(Instant::now());
+                    }
+                    false
+                }
+                Some(Ok(m)) => {
+                    batch_started.get_or_insert_with(Instant::now);
+                    self.handle(consumer.context(), &m)?;
+                    true
+                }
+            };
+            since_advance += u32::from(got);
+            if !got || since_advance >= 256 || last_advance.elapsed() >= Duration::from_millis(100)
+            {
+                self.advance(consumer.context())?;
+                if let Some(t) = batch_started.take() {
+                    self.metrics
+                        .batch_latency
+                        .observe(t.elapsed().as_secs_f64());
+                }
+                since_advance = 0;
+                last_advance = Instant::now();
+            }
+            if last_commit.elapsed() >= commit_every {
+                self.housekeeping(consumer);
+                last_commit = Instant::now();
+            }
+        }
+        self.shutdown(consumer)
+    }
+
+    fn shutdown(mut self, consumer: &BaseConsumer<ServiceContext>) -> anyhow::Result<Summary> {
+        tracing::info!("stop requested: storing durable offsets and leaving the group");
+        let ctx = consumer.context();
+        self.advance(ctx)?;
+        kafka::drain(consumer, ctx, None, true)?;
+        kafka::close(consumer, ctx.drain_timeout);
+        self.metrics.sync_stats(self.p.topics(), self.p.stats());
+        self.ready.store(false, Ordering::Relaxed);
+        tracing::info!(
+            messages = self.summary.messages,
+            crises = self.summary.crises,
+            "consumer stopped"
+        );
+        Ok(self.summary.clone())
+    }
+
+    fn apply_changes(&mut self, ctx: &ServiceContext) {
+        let changes = match ctx.changes.lock() {
+            Ok(mut c) if !c.is_empty() => std::mem::take(&mut *c),
+            _ => return,
+        };
+        let now = self.clock.now_ms();
+        for ch in changes {
+            match ch {
+                Change::Assigned(tps) => {
+                    for tp in tps {
+                        // Holds the watermark until the partition delivers (or is idle at its end).
+                        self.wm.observe(&tp, 0, now);
+                        self.assigned_at.insert(tp.clone(), now);
+                        self.assigned.insert(tp);
+                    }
+                }
+                Change::Revoked(tps) => {
+                    for tp in tps {
+                        self.wm.remove(&tp);
+                        self.assigned.remove(&tp);
+                        self.assigned_at.remove(&tp);
+                        let part = tp.1.to_string();
+                        let _ = self
+                            .metrics
+                            .consumer_lag
+                            .remove_label_values(&[&*tp.0, &part]);
+                    }
+                }
+            }
+        }
+        self.metrics
+            .assigned_partitions
+            .set(self.assigned.len() as i64);
+        self.ready
+            .store(!self.assigned.is_empty(), Ordering::Relaxed);
+    }
+
+    fn topic(&mut self, name: &str) -> &TopicInfo {
+        if !self.topics.contains_key(name) {
+            let info = TopicInfo {
+                name: Arc::from(name),
+                channel: self.kafka.channel_for_topic(name),
+                messages: self
+                    .metrics
+                    .events_by_kafka_topic
+                    .with_label_values(&[name]),
+            };
+            self.topics.insert(name.to_string(), info);
+        }
+        &self.topics[name]
+    }
+
+    fn handle(&mut self, ctx: &ServiceContext, m: &BorrowedMessage<'_>) -> anyhow::Result<()> {
+        let now = self.clock.now_ms();
+        let info = self.topic(m.topic());
+        info.messages.inc();
+        let (name, channel_hint) = (info.name.clone(), info.channel);
+        let tp: Tp = (name, m.partition());
+        let dctx = DecodeContext {
+            now_ms: now,
+            fallback_time_ms: m.timestamp().to_millis(),
+            channel_hint,
+        };
+        let payload = m.payload().unwrap_or(&[]);
+        self.summary.messages += 1;
+        let bin = match event::decode(payload, &self.limits, &dctx) {
+            Ok(ev) => {
+                let t = ev.event_time.0;
+                self.wm.observe(&tp, t, now);
+                match self.p.ingest(&ev) {
+                    Ingested::Counted { .. } => Some(t.div_euclid(self.hop_ms) * self.hop_ms),
+                    Ingested::Late { .. } => None,
+                }
+            }
+            Err(e) => {
+                self.refuse(ctx, m, payload, &e);
+                None
+            }
+        };
+        if let Ok(mut o) = ctx.offsets.lock() {
+            o.consumed(&tp, m.offset(), bin);
+        }
+        Ok(())
+    }
+
+    fn refuse(
+        &mut self,
+        ctx: &ServiceContext,
+        m: &BorrowedMessage<'_>,
+        payload: &[u8],
+        e: &DecodeError,
+    ) {
+        self.summary.refused += 1;
+        self.metrics.refused(e.reason);
+        self.refusals_logged += 1;
+        if self.refusals_logged <= 20 || self.refusals_logged.is_multiple_of(1000) {
+            tracing::warn!(
+                kafka_topic = m.topic(),
+                partition = m.partition(),
+                offset = m.offset(),
+                reason = e.reason.as_str(),
+                refused_so_far = self.refusals_logged,
+                "record refused; sent to the dead-letter topic"
+            );
+        }
+        let from = Origin {
+            topic: m.topic(),
+            partition: m.partition(),
+            offset: m.offset(),
+            key: m.key(),
+        };
+        // A dead letter that cannot even be queued (e.g. larger than the producer's
+        // message.max.bytes) is lost: say so loudly, but keep consuming.
+        if let Err(err) = ctx.sink.dead_letter(payload, e, &from) {
+            self.metrics
+                .delivery_errors
+                .with_label_values(&["dlq"])
+                .inc();
+            tracing::error!(
+                kafka_topic = m.topic(),
+                partition = m.partition(),
+                offset = m.offset(),
+                error = %err,
+                "dead letter not published; record lost"
+            );
+        }
+    }
+
+    /// Moves the watermark and publishes what the closed windows produced.
+    fn advance(&mut self, ctx: &ServiceContext) -> anyhow::Result<()> {
+        let now = self.clock.now_ms();
+        let Some(w) = self.wm.current(now) else {
+            return Ok(());
+        };
+        self.p.advance(w, &mut self.outs);
+        if self.outs.is_empty() {
+            return Ok(());
+        }
+        let closed_at = Instant::now();
+        let sink = ctx.sink.clone();
+        for o in self.outs.drain(..) {
+            match o {
+                Output::Window(r) => {
+                    if r.channel.is_none() {
+                        self.summary.windows += 1;
+                        if let Some(name) = self.p.topics().get(usize::from(r.topic)) {
+                            self.metrics.window(name, &r);
+                        }
+                    }
+                    if let Some(tx) = &self.windows_tx {
+                        let _ = tx.send(r);
+                    }
+                }
+                Output::Crisis(c) => {
+                    self.summary.crises += 1;
+                    self.metrics.crisis(&c.topic, c.state);
+                    tracing::info!(crisis_id = %c.crisis_id, topic = %c.topic, state = c.state.as_str(), severity = c.severity.as_str(), "crisis event");
+                    sink.crisis(&c, closed_at)?;
+                }
+            }
+        }
+        if let Some(until) = self.p.aggregator().closed_until() {
+            let open_from = until - self.size_ms + self.hop_ms;
+            if let Ok(mut o) = ctx.offsets.lock() {
+                o.settle(open_from);
+            }
+        }
+        Ok(())
+    }
+
+    /// Periodic: store durable offsets, keep behind-partitions active, publish gauges.
+    fn housekeeping(&mut self, consumer: &BaseConsumer<ServiceContext>) {
+        let ctx = consumer.context();
+        if let Err(e) = kafka::drain(consumer, ctx, None, false) {
+            tracing::warn!(error = %e, "offsets not stored this round");
+        }
+        let now = self.clock.now_ms();
+        let positions = kafka::positions(consumer);
+        let highs = ctx.highs.lock().map(|h| h.clone()).unwrap_or_default();
+        for tp in &self.assigned {
+            let pos = positions.get(tp).copied();
+            match kafka::partition_lag(highs.get(tp).copied(), pos) {
+                Some(l) => {
+                    let part = tp.1.to_string();
+                    self.metrics
+                        .consumer_lag
+                        .with_label_values(&[&*tp.0, &part])
+                        .set(l);
+                    // Behind its end: silence is the broker's, not the source's.
+                    if l > 0 {
+                        self.wm.touch(tp, now);
+                    }
+                }
+                // Offsets not known yet: hold time back for a while after the assignment.
+                None => {
+                    let since = self.assigned_at.get(tp).copied().unwrap_or(now);
+                    if now - since < UNKNOWN_HOLD_MS {
+                        self.wm.touch(tp, now);
+                    }
+                }
+            }
+        }
+        self.metrics
+            .producer_queue
+            .set(i64::from(ctx.sink.in_flight()));
+        if let Some(w) = self.wm.current(now) {
+            self.metrics.watermark_delay.set((now - w) as f64 / 1000.0);
+        }
+        self.metrics.sync_stats(self.p.topics(), self.p.stats());
+    }
+}

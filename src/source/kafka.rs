@@ -1,0 +1,357 @@
+//! The Kafka consumer: one group over a topic list or regex, cooperative-sticky assignment,
+//! offsets stored by hand only once what they fed is durable (see [`OffsetTracker`]).
+//!
+//! Rebalance callbacks run inside `poll` on the consumer thread. On revoke the context drains:
+//! it flushes the producer, stores the durable offsets of the revoked partitions and commits
+//! them synchronously, then hands the list to the loop (which forgets their watermarks).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaResult;
+use rdkafka::statistics::Statistics;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::{ClientContext, util::Timeout};
+
+use crate::metrics::Metrics;
+use crate::sink::kafka::{KafkaSink, apply_properties, client_config};
+use crate::source::kafka_config::KafkaConfig;
+
+/// A partition of a subscribed topic.
+pub type Tp = (Arc<str>, i32);
+
+/// Per partition, the lowest offset still feeding an open window, and the next offset.
+///
+/// An event in window bin `b` is settled once every window containing it has closed (its
+/// crisis events, if any, then sit in the producer, flushed before offsets are stored). Late
+/// and refused records settle at once (refusals via the dead-letter flush). The storable
+/// offset of a partition is `min(lowest pending offset, next offset)`.
+#[derive(Debug, Default)]
+pub struct OffsetTracker {
+    parts: HashMap<Tp, Pending>,
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    /// Bin start -> lowest offset with an event in that bin.
+    bins: BTreeMap<i64, i64>,
+    next: Option<i64>,
+    stored: Option<i64>,
+}
+
+impl OffsetTracker {
+    /// Records a consumed offset; `bin` is the window bin it fed, if it was windowed.
+    pub fn consumed(&mut self, tp: &Tp, offset: i64, bin: Option<i64>) {
+        let p = match self.parts.get_mut(tp) {
+            Some(p) => p,
+            None => self.parts.entry(tp.clone()).or_default(),
+        };
+        if let Some(b) = bin {
+            p.bins.entry(b).or_insert(offset);
+        }
+        p.next = Some(p.next.map_or(offset + 1, |n| n.max(offset + 1)));
+    }
+
+    /// Forgets bins before `open_from`: every window holding them has closed.
+    pub fn settle(&mut self, open_from: i64) {
+        for p in self.parts.values_mut() {
+            while let Some((&b, _)) = p.bins.first_key_value() {
+                if b < open_from {
+                    p.bins.pop_first();
+                } else {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// The offset to commit for a partition (next message to read after a restart).
+    pub fn storable(&self, tp: &Tp) -> Option<i64> {
+        let p = self.parts.get(tp)?;
+        let next = p.next?;
+        Some(p.bins.first_key_value().map_or(next, |(_, &o)| o.min(next)))
+    }
+
+    /// Partitions whose storable offset moved since the last call, marked as stored.
+    pub fn take_changed(&mut self, only: Option<&[Tp]>) -> Vec<(Tp, i64)> {
+        let mut out = Vec::new();
+        let keys: Vec<Tp> = match only {
+            Some(l) => l.to_vec(),
+            None => self.parts.keys().cloned().collect(),
+        };
+        for tp in keys {
+            let Some(s) = self.storable(&tp) else {
+                continue;
+            };
+            if let Some(p) = self.parts.get_mut(&tp)
+                && p.stored != Some(s)
+            {
+                p.stored = Some(s);
+                out.push((tp, s));
+            }
+        }
+        out
+    }
+
+    /// Every partition's storable offset (restricted to `only`).
+    pub fn all_storable(&self, only: Option<&[Tp]>) -> Vec<(Tp, i64)> {
+        self.parts
+            .keys()
+            .filter(|tp| only.is_none_or(|l| l.contains(tp)))
+            .filter_map(|tp| Some((tp.clone(), self.storable(tp)?)))
+            .collect()
+    }
+
+    pub fn remove(&mut self, tp: &Tp) {
+        self.parts.remove(tp);
+    }
+}
+
+/// A partition's offsets as last reported by librdkafka's statistics.
+#[derive(Debug, Clone, Copy)]
+pub struct Offsets {
+    pub high: i64,
+    pub low: i64,
+    pub committed: i64,
+}
+
+impl Offsets {
+    /// Where consumption starts when nothing was consumed yet in this assignment.
+    pub fn start(&self) -> Option<i64> {
+        if self.committed >= 0 {
+            Some(self.committed)
+        } else if self.low >= 0 {
+            Some(self.low)
+        } else {
+            None
+        }
+    }
+}
+
+/// Consumer lag of a partition: high watermark minus the position (next offset the
+/// application reads), or minus where it will start when it has not read yet.
+pub fn partition_lag(offsets: Option<Offsets>, position: Option<i64>) -> Option<i64> {
+    let o = offsets?;
+    lag(Some(o.high), position.or_else(|| o.start()))
+}
+
+/// What the rebalance callbacks tell the consumer loop.
+#[derive(Debug)]
+pub enum Change {
+    Assigned(Vec<Tp>),
+    Revoked(Vec<Tp>),
+}
+
+/// Shared between the consumer thread's loop and the callbacks it triggers.
+pub struct ServiceContext {
+    pub metrics: Metrics,
+    pub offsets: Arc<Mutex<OffsetTracker>>,
+    pub sink: Arc<KafkaSink>,
+    pub changes: Mutex<Vec<Change>>,
+    /// Broker-side offsets from the statistics callback.
+    pub highs: Mutex<HashMap<Tp, Offsets>>,
+    pub drain_timeout: Duration,
+}
+
+fn tps(tpl: &TopicPartitionList) -> Vec<Tp> {
+    tpl.elements()
+        .iter()
+        .map(|e| (Arc::from(e.topic()), e.partition()))
+        .collect()
+}
+
+impl ClientContext for ServiceContext {
+    fn stats(&self, stats: Statistics) {
+        let Ok(mut highs) = self.highs.lock() else {
+            return;
+        };
+        for (name, t) in stats.topics {
+            for (&p, s) in &t.partitions {
+                if p >= 0 && s.hi_offset >= 0 {
+                    let o = Offsets {
+                        high: s.hi_offset,
+                        low: s.lo_offset,
+                        committed: s.committed_offset,
+                    };
+                    highs.insert((Arc::from(name.as_str()), p), o);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for ServiceContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(tpl) = rebalance else {
+            return;
+        };
+        let revoked = tps(tpl);
+        self.metrics.rebalances.with_label_values(&["revoke"]).inc();
+        tracing::info!(partitions = ?revoked, "partitions revoked; draining");
+        if let Err(e) = drain(consumer, self, Some(&revoked), true) {
+            tracing::warn!(error = %e, "drain on revoke incomplete; those records will be re-read");
+        }
+        if let Ok(mut o) = self.offsets.lock() {
+            for tp in &revoked {
+                o.remove(tp);
+            }
+        }
+        if let Ok(mut c) = self.changes.lock() {
+            c.push(Change::Revoked(revoked));
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            let assigned = tps(tpl);
+            self.metrics.rebalances.with_label_values(&["assign"]).inc();
+            tracing::info!(partitions = ?assigned, "partitions assigned");
+            if let Ok(mut c) = self.changes.lock() {
+                c.push(Change::Assigned(assigned));
+            }
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "offset commit failed; will retry with the next commit");
+        }
+    }
+}
+
+/// Flushes the producer, then stores the durable offsets of `only` (or of every partition),
+/// and with `commit` commits them synchronously. Nothing is stored if the flush failed.
+pub fn drain(
+    consumer: &BaseConsumer<ServiceContext>,
+    ctx: &ServiceContext,
+    only: Option<&[Tp]>,
+    commit: bool,
+) -> anyhow::Result<()> {
+    ctx.sink.flush(ctx.drain_timeout)?;
+    if ctx.sink.in_flight() > 0 {
+        anyhow::bail!("{} messages still undelivered", ctx.sink.in_flight());
+    }
+    let (changed, all) = match ctx.offsets.lock() {
+        Ok(mut o) => (o.take_changed(only), o.all_storable(only)),
+        Err(_) => anyhow::bail!("offset tracker poisoned"),
+    };
+    if !changed.is_empty() {
+        let mut tpl = TopicPartitionList::with_capacity(changed.len());
+        for ((t, p), o) in &changed {
+            tpl.add_partition_offset(t, *p, Offset::Offset(*o))?;
+        }
+        if let Err(e) = consumer.store_offsets(&tpl) {
+            tracing::debug!(error = %e, "storing offsets (partition no longer assigned?)");
+        }
+    }
+    if commit && !all.is_empty() {
+        let mut tpl = TopicPartitionList::with_capacity(all.len());
+        for ((t, p), o) in &all {
+            tpl.add_partition_offset(t, *p, Offset::Offset(*o))?;
+        }
+        consumer.commit(&tpl, rdkafka::consumer::CommitMode::Sync)?;
+        tracing::info!(partitions = all.len(), "offsets committed");
+    }
+    Ok(())
+}
+
+/// Creates the consumer and subscribes it.
+pub fn consumer(
+    k: &KafkaConfig,
+    ctx: ServiceContext,
+) -> anyhow::Result<BaseConsumer<ServiceContext>> {
+    let mut c = client_config(k);
+    c.set("partition.assignment.strategy", "cooperative-sticky")
+        .set("auto.commit.interval.ms", "1000")
+        .set("auto.offset.reset", "earliest");
+    // Defaults above may be overridden by `kafka.properties`; the offset handling may not.
+    apply_properties(&mut c, k);
+    c.set("group.id", &k.group_id)
+        .set("enable.auto.offset.store", "false")
+        .set("enable.auto.commit", "true")
+        .set(
+            "statistics.interval.ms",
+            k.statistics_interval.as_millis().to_string(),
+        );
+    let consumer: BaseConsumer<ServiceContext> = c.create_with_context(ctx)?;
+    let topics: Vec<&str> = k.topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&topics)?;
+    tracing::info!(
+        brokers = %k.brokers,
+        group = %k.group_id,
+        topics = ?k.topics,
+        properties = ?k.redacted_properties(),
+        "subscribed"
+    );
+    Ok(consumer)
+}
+
+/// Consumer lag: high watermark minus position, when both are known.
+pub fn lag(high: Option<i64>, position: Option<i64>) -> Option<i64> {
+    match (high, position) {
+        (Some(h), Some(p)) if h >= 0 && p >= 0 => Some((h - p).max(0)),
+        _ => None,
+    }
+}
+
+/// Positions of the assigned partitions (next offset to fetch), from librdkafka.
+pub fn positions(consumer: &BaseConsumer<ServiceContext>) -> HashMap<Tp, i64> {
+    let mut out = HashMap::new();
+    if let Ok(tpl) = consumer.position() {
+        for e in tpl.elements() {
+            if let Offset::Offset(o) = e.offset() {
+                out.insert((Arc::from(e.topic()), e.partition()), o);
+            }
+        }
+    }
+    out
+}
+
+/// Closes the consumer: leave the group (triggers a final revoke and drain).
+pub fn close(consumer: &BaseConsumer<ServiceContext>, timeout: Duration) {
+    consumer.unsubscribe();
+    // Serve the revoke callback the unsubscribe triggers.
+    let deadline = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < deadline {
+        let _ = consumer.poll(Timeout::After(Duration::from_millis(50)));
+        if consumer
+            .assignment()
+            .map(|a| a.count() == 0)
+            .unwrap_or(true)
+        {
+            break;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storable_is_lowest_open_offset() {
+        let mut t = OffsetTracker::default();
+        let tp: Tp = (Arc::from("t"), 0);
+        t.consumed(&tp, 10, Some(0));
+        t.consumed(&tp, 11, Some(300));
+        t.consumed(&tp, 12, None);
+        t.consumed(&tp, 13, Some(0));
+        assert_eq!(t.storable(&tp), Some(10));
+        t.settle(300);
+        assert_eq!(t.storable(&tp), Some(11));
+        t.settle(600);
+        assert_eq!(t.storable(&tp), Some(14));
+        assert_eq!(t.take_changed(None), vec![(tp.clone(), 14)]);
+        assert!(t.take_changed(None).is_empty());
+    }
+
+    #[test]
+    fn lag_arithmetic() {
+        assert_eq!(lag(Some(100), Some(40)), Some(60));
+        assert_eq!(lag(Some(100), Some(120)), Some(0));
+        assert_eq!(lag(None, Some(1)), None);
+        assert_eq!(lag(Some(-1), Some(1)), None);
+    }
+}
