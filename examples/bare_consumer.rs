@@ -59,7 +59,7 @@ fn main() -> anyhow::Result<()> {
             sim.start_ms =
                 (crisis_pulse::clock::Clock::System.now_ms() - sim.duration_ms - 600_000) / 60_000
                     * 60_000;
-            sim.rate_scale = count as f64 / (11_800.0 * days as f64) * 1.1;
+            sim.rate_scale = count as f64 / (11_800.0 * days as f64) * 2.0;
             sim.malformed_share = 0.0;
             let loader = Loader::new(&k)?;
             let started = Instant::now();
