@@ -8,6 +8,7 @@
 //! - [`baseline`]: expected counts per series and time of week (pure)
 //! - [`detect`]: significance, scores and the crisis lifecycle (pure)
 //! - [`pipeline`]: the synchronous core every driver shares
+//! - [`state`]: versioned checkpoints of the pipeline's state and source positions
 //! - [`source`]: inputs: simulator, files, Kafka
 //! - [`sink`]: outputs: NDJSON, window tables, Kafka
 //! - [`metrics`]: Prometheus registry and the metrics every driver publishes
@@ -28,4 +29,5 @@ pub mod metrics;
 pub mod pipeline;
 pub mod sink;
 pub mod source;
+pub mod state;
 pub mod window;
