@@ -18,13 +18,20 @@ fn payloads() -> Vec<(i64, Vec<u8>)> {
     let mut sim = SimConfig::demo();
     sim.malformed_share = 0.0;
     sim.rate_scale = 20.0; // dense traffic: many events per window, as in production
-    Simulator::new(sim).take(N).map(|r| (r.time_ms, r.payload)).collect()
+    Simulator::new(sim)
+        .take(N)
+        .map(|r| (r.time_ms, r.payload))
+        .collect()
 }
 
 fn benches(c: &mut Criterion) {
     let data = payloads();
     let bytes: usize = data.iter().map(|(_, p)| p.len()).sum();
-    eprintln!("{} events, mean payload {} bytes", data.len(), bytes / data.len());
+    eprintln!(
+        "{} events, mean payload {} bytes",
+        data.len(),
+        bytes / data.len()
+    );
     let cfg = Config::parse(DEMO_CONFIG, "demo.toml").expect("demo config");
     let ctx = DecodeContext {
         now_ms: 1_900_000_000_000,
@@ -49,7 +56,14 @@ fn benches(c: &mut Criterion) {
             let mut a = Aggregator::new(WindowSpec::tumbling(300_000), 7, 5);
             let mut out = Vec::new();
             for (i, (t, _)) in data.iter().enumerate() {
-                a.add(EventTime(*t), TopicId((i % 7) as u16), Channel::Chat, i % 3 == 0, &[1], "id");
+                a.add(
+                    EventTime(*t),
+                    TopicId((i % 7) as u16),
+                    Channel::Chat,
+                    i % 3 == 0,
+                    &[1],
+                    "id",
+                );
                 a.advance(*t - 120_000, &mut out);
             }
             black_box(out.len())

@@ -263,7 +263,10 @@ impl Pipeline {
     /// Closes the windows the watermark has passed and runs detection on them.
     pub fn advance(&mut self, watermark_ms: i64, out: &mut Vec<Output>) {
         self.closed.clear();
-        self.watermark_ms = Some(self.watermark_ms.map_or(watermark_ms, |w| w.max(watermark_ms)));
+        self.watermark_ms = Some(
+            self.watermark_ms
+                .map_or(watermark_ms, |w| w.max(watermark_ms)),
+        );
         let mut closed = std::mem::take(&mut self.closed);
         self.aggregator.advance(watermark_ms, &mut closed);
         for w in &closed {

@@ -151,7 +151,7 @@ pub fn encode(cp: &Checkpoint) -> Result<Vec<u8>, StateError> {
         fingerprint: cp.fingerprint.clone(),
         detector_version: cp.detector_version.clone(),
         body_len: buf.len() as u64,
-        body_sha256: hex::encode(Sha256::digest(&buf)),
+        body_sha256: hex::encode(&Sha256::digest(&buf)[..]),
     };
     let mut out = serde_json::to_vec(&header).map_err(|e| StateError::Encode(e.to_string()))?;
     out.push(b'\n');
@@ -201,10 +201,14 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<Checkpoint, StateError> {
     if body.len() as u64 != header.body_len {
         return Err(StateError::corrupt(
             path,
-            format!("body is {} bytes, header says {}", body.len(), header.body_len),
+            format!(
+                "body is {} bytes, header says {}",
+                body.len(),
+                header.body_len
+            ),
         ));
     }
-    if hex::encode(Sha256::digest(body)) != header.body_sha256 {
+    if hex::encode(&Sha256::digest(body)[..]) != header.body_sha256 {
         return Err(StateError::corrupt(path, "body checksum mismatch"));
     }
     decode_body(path, &header, body)
@@ -214,8 +218,8 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<Checkpoint, StateError> {
 fn decode_body(path: &Path, header: &Header, body: &[u8]) -> Result<Checkpoint, StateError> {
     match header.state_version {
         1 => {
-            let b: BodyV1 =
-                ciborium::from_reader(body).map_err(|e| StateError::corrupt(path, e.to_string()))?;
+            let b: BodyV1 = ciborium::from_reader(body)
+                .map_err(|e| StateError::corrupt(path, e.to_string()))?;
             Ok(Checkpoint {
                 fingerprint: header.fingerprint.clone(),
                 detector_version: header.detector_version.clone(),
@@ -223,7 +227,10 @@ fn decode_body(path: &Path, header: &Header, body: &[u8]) -> Result<Checkpoint, 
                 state: b.state,
             })
         }
-        v => Err(StateError::corrupt(path, format!("unknown state_version {v}"))),
+        v => Err(StateError::corrupt(
+            path,
+            format!("unknown state_version {v}"),
+        )),
     }
 }
 
@@ -358,7 +365,10 @@ mod tests {
             decode(p, b"hello\nworld"),
             Err(StateError::NotACheckpoint { .. })
         ));
-        assert!(matches!(decode(p, b""), Err(StateError::NotACheckpoint { .. })));
+        assert!(matches!(
+            decode(p, b""),
+            Err(StateError::NotACheckpoint { .. })
+        ));
         assert!(matches!(
             decode(p, &header_line(1)),
             Err(StateError::Corrupt { .. })

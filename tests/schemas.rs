@@ -11,7 +11,8 @@ fn schema(name: &str) -> jsonschema::Validator {
     let path = format!("{}/schemas/{name}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let v: Value = serde_json::from_str(&text).expect("schema is JSON");
-    jsonschema::validator_for(&v).unwrap_or_else(|e| panic!("{name} is not a valid JSON Schema: {e}"))
+    jsonschema::validator_for(&v)
+        .unwrap_or_else(|e| panic!("{name} is not a valid JSON Schema: {e}"))
 }
 
 fn errors(v: &jsonschema::Validator, instance: &Value) -> Vec<String> {
@@ -96,5 +97,8 @@ fn real_crisis_events_match_the_crisis_schema() {
         assert_eq!(errors(&v, &instance), Vec::<String>::new(), "{line}");
         states.insert(instance["state"].as_str().unwrap().to_string());
     }
-    assert!(states.contains("opened") && states.contains("resolved"), "{states:?}");
+    assert!(
+        states.contains("opened") && states.contains("resolved"),
+        "{states:?}"
+    );
 }

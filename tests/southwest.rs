@@ -17,7 +17,8 @@ fn shared() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"));
     assert!(
-        dir.join("data/twitter-us-airline-sentiment/Tweets.csv").exists(),
+        dir.join("data/twitter-us-airline-sentiment/Tweets.csv")
+            .exists(),
         "this test replays real tweets from {}/data/twitter-us-airline-sentiment/Tweets.csv, \
          which is missing: CI places the shared reference folder beside the clone; set \
          CRISIS_PULSE_SHARED to its path",
@@ -34,9 +35,17 @@ fn airline_ndjson(airline: &str) -> (tempfile::NamedTempFile, usize) {
     let mut rdr = csv::Reader::from_path(&path).expect("Tweets.csv");
     let headers = rdr.headers().expect("header").clone();
     let col = |n: &str| headers.iter().position(|h| h == n).expect(n);
-    let (id, air, text, created) = (col("tweet_id"), col("airline"), col("text"), col("tweet_created"));
+    let (id, air, text, created) = (
+        col("tweet_id"),
+        col("airline"),
+        col("text"),
+        col("tweet_created"),
+    );
     let mut seen = std::collections::HashSet::new();
-    let mut out = tempfile::Builder::new().suffix(".ndjson").tempfile().expect("temp");
+    let mut out = tempfile::Builder::new()
+        .suffix(".ndjson")
+        .tempfile()
+        .expect("temp");
     let mut n = 0;
     for rec in rdr.records() {
         let r = rec.expect("record");
@@ -83,16 +92,31 @@ fn southwest_crisis_of_2015_02_21_is_found_and_quiet_days_stay_quiet() {
         default_channel: Some(Channel::Social),
     };
     let (summary, _) = app::replay(&opts, &cfg, &mut outputs).expect("replay");
-    assert_eq!(summary.accepted as usize, n, "every tweet is a valid contact event");
+    assert_eq!(
+        summary.accepted as usize, n,
+        "every tweet is a valid contact event"
+    );
 
-    let opened: Vec<_> = summary.crises.iter().filter(|c| c.state == CrisisState::Opened).collect();
+    let opened: Vec<_> = summary
+        .crises
+        .iter()
+        .filter(|c| c.state == CrisisState::Opened)
+        .collect();
     for c in &opened {
-        eprintln!("opened {} at {} (observed {} vs {:.1})", c.topic, c.onset, c.observed, c.expected);
+        eprintln!(
+            "opened {} at {} (observed {} vs {:.1})",
+            c.topic, c.onset, c.observed, c.expected
+        );
     }
-    let (from, to) = (ms("2015-02-21T06:00:00-08:00"), ms("2015-02-21T14:00:00-08:00"));
+    let (from, to) = (
+        ms("2015-02-21T06:00:00-08:00"),
+        ms("2015-02-21T14:00:00-08:00"),
+    );
     for topic in ["cancellation", "customer_service"] {
         assert!(
-            opened.iter().any(|c| c.topic == topic && (from..to).contains(&ms(&c.onset))),
+            opened
+                .iter()
+                .any(|c| c.topic == topic && (from..to).contains(&ms(&c.onset))),
             "no {topic} crisis opened during 2015-02-21 06:00-14:00 -08:00"
         );
     }
@@ -103,5 +127,8 @@ fn southwest_crisis_of_2015_02_21_is_found_and_quiet_days_stay_quiet() {
         .iter()
         .filter(|c| (quiet_from..storm_day).contains(&ms(&c.onset)))
         .collect();
-    assert!(false_alarms.is_empty(), "crises on quiet days: {false_alarms:?}");
+    assert!(
+        false_alarms.is_empty(),
+        "crises on quiet days: {false_alarms:?}"
+    );
 }

@@ -98,7 +98,9 @@ fn keeps_the_last_two_snapshots_and_falls_back_when_the_newest_is_corrupt() {
     }
     let files = state::list(dir.path()).expect("list");
     assert_eq!(files.len(), 2);
-    let loaded = state::load(dir.path(), p.fingerprint()).expect("load").expect("some");
+    let loaded = state::load(dir.path(), p.fingerprint())
+        .expect("load")
+        .expect("some");
     assert_eq!(loaded.positions["contacts/0"], 3);
     // No temp files left behind.
     assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 2);
@@ -113,7 +115,9 @@ fn keeps_the_last_two_snapshots_and_falls_back_when_the_newest_is_corrupt() {
         state::decode(newest, &bytes),
         Err(StateError::Corrupt { .. })
     ));
-    let loaded = state::load(dir.path(), p.fingerprint()).expect("load").expect("some");
+    let loaded = state::load(dir.path(), p.fingerprint())
+        .expect("load")
+        .expect("some");
     assert_eq!(loaded.positions["contacts/0"], 2);
 
     // Both unusable (one truncated): an error, never a silent fresh start.
@@ -161,7 +165,11 @@ fn another_taxonomy_is_refused_unless_reset() {
         state::resume(&mut q, dir.path(), false),
         Err(StateError::TaxonomyChanged { .. })
     ));
-    assert!(state::resume(&mut q, dir.path(), true).expect("reset").is_empty());
+    assert!(
+        state::resume(&mut q, dir.path(), true)
+            .expect("reset")
+            .is_empty()
+    );
 }
 
 #[test]
@@ -169,17 +177,21 @@ fn a_future_state_version_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let p = pipeline();
     let bytes = state::encode(&cp_at(&p, 1)).expect("encode");
-    let text = String::from_utf8_lossy(&bytes[..bytes.iter().position(|&b| b == b'\n').expect("nl")])
-        .replace(
-            &format!("\"state_version\":{}", state::STATE_VERSION),
-            "\"state_version\":999",
-        );
+    let text =
+        String::from_utf8_lossy(&bytes[..bytes.iter().position(|&b| b == b'\n').expect("nl")])
+            .replace(
+                &format!("\"state_version\":{}", state::STATE_VERSION),
+                "\"state_version\":999",
+            );
     let path = dir.path().join("checkpoint-000000000001.cps");
     let mut out = text.into_bytes();
     out.extend_from_slice(&bytes[bytes.iter().position(|&b| b == b'\n').expect("nl")..]);
     std::fs::write(&path, out).expect("write");
     let err = state::load(dir.path(), p.fingerprint()).expect_err("future version");
-    assert!(matches!(err, StateError::FutureVersion { found: 999, .. }), "{err}");
+    assert!(
+        matches!(err, StateError::FutureVersion { found: 999, .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("999"));
 }
 
@@ -194,17 +206,20 @@ fn replay_state_dir_refuses_a_foreign_checkpoint_and_resets_when_told() {
         state_dir: Some(state_dir.clone()),
         ..Default::default()
     };
-    let err = replay(&input, &other_taxonomy(), &st).err().expect("refused");
+    let err = replay(&input, &other_taxonomy(), &st)
+        .err()
+        .expect("refused");
     assert!(format!("{err:#}").contains("--reset-state"), "{err:#}");
-    let st = StateOptions {
-        reset: true,
-        ..st
-    };
+    let st = StateOptions { reset: true, ..st };
     let run = replay(&input, &other_taxonomy(), &st).expect("reset");
     assert!(run.records > 0);
     // The reset run's checkpoint replaced the foreign one as the newest.
     let q = Pipeline::new(&other_taxonomy()).expect("pipeline");
-    assert!(state::load(&state_dir, q.fingerprint()).expect("load").is_some());
+    assert!(
+        state::load(&state_dir, q.fingerprint())
+            .expect("load")
+            .is_some()
+    );
 }
 
 /// The checked-in v1 checkpoint (taken after the first records of `input.ndjson`, see
@@ -214,7 +229,11 @@ fn replay_state_dir_refuses_a_foreign_checkpoint_and_resets_when_told() {
 fn v1_fixture_still_loads_and_resumes() {
     let fx = fixture_dir().join("v1");
     let cfg = demo_config();
-    let path = state::list(&fx).expect("list").pop().expect("a v1 checkpoint").1;
+    let path = state::list(&fx)
+        .expect("list")
+        .pop()
+        .expect("a v1 checkpoint")
+        .1;
     let bytes = std::fs::read(&path).expect("read");
     let (header, _) = state::decode_header(&path, &bytes).expect("header");
     assert_eq!(header.state_version, 1);
@@ -223,7 +242,10 @@ fn v1_fixture_still_loads_and_resumes() {
     assert_eq!(cp.fingerprint, p.fingerprint(), "demo taxonomy changed?");
     if cp.detector_version != crisis_pulse::detect::DETECTOR_VERSION {
         let mut p = p;
-        assert!(matches!(p.restore(cp), Err(StateError::DetectorChanged { .. })));
+        assert!(matches!(
+            p.restore(cp),
+            Err(StateError::DetectorChanged { .. })
+        ));
         return;
     }
     let work = tempfile::tempdir().expect("tempdir");
@@ -267,7 +289,11 @@ fn copy_dir(from: &Path, to: &Path) {
 #[test]
 #[ignore]
 fn regenerate_v1_fixture() {
-    assert_eq!(state::STATE_VERSION, 1, "v1 fixtures are frozen once v2 exists");
+    assert_eq!(
+        state::STATE_VERSION,
+        1,
+        "v1 fixtures are frozen once v2 exists"
+    );
     let fx = fixture_dir().join("v1");
     let _ = std::fs::remove_dir_all(&fx);
     std::fs::create_dir_all(&fx).expect("mkdir");

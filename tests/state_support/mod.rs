@@ -43,7 +43,11 @@ pub fn write_ndjson(path: &Path, sim: SimConfig) -> usize {
     for r in Simulator::new(sim) {
         // A payload with a newline would split into two records; the simulator emits none,
         // but keep the count honest if it ever does.
-        let line: Vec<u8> = r.payload.iter().map(|&b| if b == b'\n' { b' ' } else { b }).collect();
+        let line: Vec<u8> = r
+            .payload
+            .iter()
+            .map(|&b| if b == b'\n' { b' ' } else { b })
+            .collect();
         f.write_all(&line).expect("write");
         f.write_all(b"\n").expect("write");
         n += 1;
