@@ -226,7 +226,6 @@ fn replay_state_dir_refuses_a_foreign_checkpoint_and_resets_when_told() {
 /// `regenerate_v1_fixture`) still loads, and resuming from it gives what a replay in one go
 /// gives. If the detector's version changed, the refusal must say so.
 #[test]
-#[ignore = "tests/fixtures/state/v1 not generated yet: run regenerate_v1_fixture, then un-ignore"]
 fn v1_fixture_still_loads_and_resumes() {
     let fx = fixture_dir().join("v1");
     let cfg = demo_config();
