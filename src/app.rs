@@ -14,6 +14,7 @@ use crate::pipeline::{Ingested, Output, Pipeline};
 use crate::sink::windows::WindowWriter;
 use crate::source::file::{self, Format, Mapping, Record};
 use crate::source::sim::{SimConfig, Simulator};
+use crate::state::{self, Positions};
 
 /// The demo's configuration (`examples/demo.toml`), built in.
 pub const DEMO_CONFIG: &str = include_str!("../examples/demo.toml");
@@ -277,9 +278,41 @@ pub fn replay(
     replay_observed(opts, cfg, outputs, &mut ())
 }
 
+/// Checkpointing options of a replay (`--state-dir`, `--save-state`, `--reset-state`).
+#[derive(Debug, Clone, Default)]
+pub struct StateOptions {
+    /// Resume from the newest checkpoint here, skipping the records it covers, and save the
+    /// new state back here at the end.
+    pub state_dir: Option<PathBuf>,
+    /// Save a checkpoint here at the end of the replay (a warm start for `run`).
+    pub save_state: Option<PathBuf>,
+    /// Ignore an existing checkpoint in `state_dir` and start fresh (said in a warning).
+    pub reset: bool,
+    /// Stop after this many records from the file's start, as a crash would: checkpoint and
+    /// leave the open windows open (no end-of-input flush).
+    pub stop_after: Option<u64>,
+}
+
+/// Key of a replayed file's position (records already ingested) in [`Positions`].
+pub const FILE_POSITION: &str = "file";
+
 /// [`replay`], reporting progress to `obs`.
 pub fn replay_observed(
     opts: &ReplayOptions,
+    cfg: &Config,
+    outputs: &mut Outputs<'_>,
+    obs: &mut dyn Observer,
+) -> anyhow::Result<(RunSummary, Pipeline)> {
+    replay_with_state(opts, &StateOptions::default(), cfg, outputs, obs)
+}
+
+/// [`replay_observed`] with checkpointing: resumes from and/or saves a checkpoint. The
+/// checkpoint is taken before the end-of-input flush, so the windows still open at the end
+/// of the file stay open for whoever resumes (the flushed rows of this run's output are
+/// provisional).
+pub fn replay_with_state(
+    opts: &ReplayOptions,
+    st: &StateOptions,
     cfg: &Config,
     outputs: &mut Outputs<'_>,
     obs: &mut dyn Observer,
@@ -290,6 +323,18 @@ pub fn replay_observed(
         .context("cannot tell the input format from the extension; pass --format")?;
     let records = file::read(&opts.input, format, &opts.mapping)?;
     let mut p = Pipeline::new(cfg)?;
+    let resume_from = match &st.state_dir {
+        Some(dir) => {
+            let pos = state::resume(&mut p, dir, st.reset).with_context(|| {
+                format!(
+                    "cannot resume from --state-dir {} (pass --reset-state to start fresh)",
+                    dir.display()
+                )
+            })?;
+            pos.get(FILE_POSITION).copied().unwrap_or(0).max(0) as u64
+        }
+        None => 0,
+    };
     let mut summary = RunSummary::default();
     let lateness = cfg.window.allowed_lateness.as_millis();
     let clock = Clock::System;
@@ -301,8 +346,18 @@ pub fn replay_observed(
     let limits = *p.limits();
     let mut log = RefusalLog { shown: 0 };
     let mut outs = Vec::new();
-    let mut max_t = i64::MIN;
+    let mut max_t = p.max_event_ms().unwrap_or(i64::MIN);
+    let mut position: u64 = 0;
+    let mut stopped = false;
     for rec in records {
+        if st.stop_after.is_some_and(|n| position >= n) {
+            stopped = true;
+            break;
+        }
+        position += 1;
+        if position <= resume_from {
+            continue;
+        }
         summary.records += 1;
         let (line, result) = match &rec {
             Record::Json { line, bytes } => (
@@ -336,8 +391,34 @@ pub fn replay_observed(
             }
         }
     }
-    finish(&mut p, &mut outs, obs, max_t, clock.now_ms());
-    outputs.handle(&mut outs, &mut summary)?;
+    if resume_from > position {
+        anyhow::bail!(
+            "the checkpoint covers {resume_from} records but {} has only {position}: \
+             not the file the checkpoint was taken from?",
+            opts.input.display()
+        );
+    }
+    save_replay_state(&p, st, position)?;
+    if !stopped {
+        finish(&mut p, &mut outs, obs, max_t, clock.now_ms());
+        outputs.handle(&mut outs, &mut summary)?;
+    }
     obs.finished(&p);
     Ok((summary, p))
+}
+
+fn save_replay_state(p: &Pipeline, st: &StateOptions, position: u64) -> anyhow::Result<()> {
+    let mut dirs: Vec<&PathBuf> = st.save_state.iter().chain(st.state_dir.iter()).collect();
+    dirs.dedup();
+    if dirs.is_empty() {
+        return Ok(());
+    }
+    let positions = Positions::from([(FILE_POSITION.to_string(), position as i64)]);
+    let cp = p.checkpoint(positions);
+    for dir in dirs {
+        let path = state::save(dir, &cp)
+            .with_context(|| format!("saving a checkpoint to {}", dir.display()))?;
+        tracing::info!(path = %path.display(), records = position, "checkpoint saved");
+    }
+    Ok(())
 }

@@ -413,7 +413,17 @@ pub fn validate<'a>(
     })
 }
 
+/// 9999-12-31T23:59:59.999Z: later times are refused even without a processing clock
+/// (`now_ms` 0), so window arithmetic (`start + size`) cannot overflow.
+const MAX_TIME_MS: i64 = 253_402_300_799_999;
+
 fn check_time(ms: i64, limits: &DecodeLimits, ctx: &DecodeContext) -> Result<(), DecodeError> {
+    if ms > MAX_TIME_MS {
+        return Err(DecodeError::new(
+            DecodeReason::BadTimestamp,
+            format!("event_time {ms} is after the year 9999"),
+        ));
+    }
     if ms < limits.min_time_ms {
         return Err(DecodeError::new(
             DecodeReason::BadTimestamp,

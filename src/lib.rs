@@ -9,6 +9,7 @@
 //! - [`detect`]: significance, scores and the crisis lifecycle (pure)
 //! - [`backtest`]: scores NAB-format series files with the service's detector
 //! - [`pipeline`]: the synchronous core every driver shares
+//! - [`state`]: versioned checkpoints of the pipeline's state and source positions
 //! - [`source`]: inputs: simulator, files, Kafka
 //! - [`sink`]: outputs: NDJSON, window tables, Kafka
 //! - [`metrics`]: Prometheus registry and the metrics every driver publishes
@@ -36,4 +37,5 @@ pub mod service;
 pub mod simulate;
 pub mod sink;
 pub mod source;
+pub mod state;
 pub mod window;

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crisis_pulse::app::{self, Outputs, ReplayOptions};
+use crisis_pulse::app::{self, Outputs, ReplayOptions, StateOptions};
 use crisis_pulse::config::Config;
 use crisis_pulse::event::Channel;
 use crisis_pulse::http::{Background, HttpState};
@@ -93,6 +93,16 @@ enum Cmd {
         /// Channel for records that name none.
         #[arg(long)]
         default_channel: Option<String>,
+        /// Resume from the newest checkpoint in DIR (skipping the records it covers) and
+        /// save the new state there at the end.
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+        /// Save a checkpoint to DIR at the end of the replay: a warm start for `run`.
+        #[arg(long, value_name = "DIR")]
+        save_state: Option<PathBuf>,
+        /// Ignore an unusable or unwanted checkpoint in --state-dir and start fresh.
+        #[arg(long, requires = "state_dir")]
+        reset_state: bool,
     },
     /// Validates a configuration file and prints every problem with its key and line.
     CheckConfig { config: PathBuf },
@@ -302,6 +312,9 @@ fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             columns,
             filters,
             default_channel,
+            state_dir,
+            save_state,
+            reset_state,
         } => {
             let cfg = load_config(Some(&config))?;
             let default_channel = default_channel
@@ -333,7 +346,13 @@ fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 windows: ww,
             };
             let mut live = LiveMetrics::new(Metrics::new());
-            let (summary, _) = app::replay_observed(&opts, &cfg, &mut outputs, &mut live)?;
+            let st = StateOptions {
+                state_dir,
+                save_state,
+                reset: reset_state,
+                stop_after: None,
+            };
+            let (summary, _) = app::replay_with_state(&opts, &st, &cfg, &mut outputs, &mut live)?;
             if let Some(w) = outputs.windows.take() {
                 w.finish()?;
             }

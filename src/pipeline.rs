@@ -2,6 +2,7 @@
 //! classify -> window -> baseline/detect -> crisis events. No I/O, no async, no clock reads:
 //! watermarks and processing time come in as arguments.
 
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::classify::{Classification, Classifier, ClassifyError, ClassifyInput, Scratch};
@@ -11,6 +12,7 @@ use crate::event::{
     self, Channel, ChannelCounts, ContactEvent, CrisisEvent, CrisisState, DecodeContext,
     DecodeError, DecodeLimits, SCHEMA_VERSION, TermCount,
 };
+use crate::state::{Checkpoint, PipelineState, Positions, StateError};
 use crate::window::{Admit, Aggregator, ClosedWindow, WindowSpec};
 
 /// One closed window of one series, scored: a row of `--windows` output and the pulse gauges.
@@ -38,7 +40,8 @@ pub enum Output {
 }
 
 /// Counters the drivers publish as metrics (plain integers: the hot path stays cheap).
-#[derive(Debug, Clone, Default)]
+/// Checkpointed, so counters continue across a restart instead of starting over.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
     pub events_by_channel: [u64; Channel::COUNT],
     pub complaints_by_topic: Vec<u64>,
@@ -68,6 +71,12 @@ pub struct Pipeline {
     assessed: Vec<Assessment>,
     series_buf: Vec<f64>,
     stats: Stats,
+    /// Largest event time accepted so far (drives replay's watermark).
+    max_event_ms: Option<i64>,
+    /// Largest watermark applied so far.
+    watermark_ms: Option<i64>,
+    /// Taxonomy + window geometry hash: a checkpoint is only valid for the same one.
+    fingerprint: String,
     /// Score channel-level series too (per topic x channel windows); costs detector time.
     pub per_channel: bool,
 }
@@ -83,7 +92,12 @@ impl Pipeline {
             hop_ms: hop,
             ..WindowSpec::tumbling(size)
         };
+        let fingerprint =
+            crate::state::fingerprint(classifier.topics(), &spec, cfg.window.samples_per_window);
         Ok(Pipeline {
+            max_event_ms: None,
+            watermark_ms: None,
+            fingerprint,
             aggregator: Aggregator::new(spec, n_topics, cfg.window.samples_per_window),
             topic_detector: Detector::new(&cfg.detect, hop),
             channel_detector: Detector::new(&cfg.detect, hop),
@@ -122,6 +136,81 @@ impl Pipeline {
         &self.aggregator
     }
 
+    /// Largest event time ingested so far (`None` before the first event).
+    pub fn max_event_ms(&self) -> Option<i64> {
+        self.max_event_ms
+    }
+
+    /// Largest watermark applied so far.
+    pub fn watermark_ms(&self) -> Option<i64> {
+        self.watermark_ms
+    }
+
+    /// Hash of the taxonomy (topic names, in order) and the window geometry. A checkpoint
+    /// restores only into a pipeline with the same fingerprint.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// Everything the pipeline has learned and holds, tagged with the source positions it
+    /// covers: the caller passes the positions of the next record it has *not* ingested, so
+    /// that state and offsets agree by construction.
+    pub fn checkpoint(&self, positions: Positions) -> Checkpoint {
+        Checkpoint {
+            fingerprint: self.fingerprint.clone(),
+            detector_version: DETECTOR_VERSION.to_string(),
+            positions,
+            state: PipelineState {
+                aggregator: self.aggregator.clone(),
+                topic_detector: self.topic_detector.clone(),
+                channel_detector: self.channel_detector.clone(),
+                stats: self.stats.clone(),
+                max_event_ms: self.max_event_ms,
+                watermark_ms: self.watermark_ms,
+            },
+        }
+    }
+
+    /// Replaces the learned state with a checkpoint's and returns the positions to resume
+    /// from. Refuses (and changes nothing) if the checkpoint belongs to another taxonomy,
+    /// window geometry or detector.
+    pub fn restore(&mut self, cp: Checkpoint) -> Result<Positions, StateError> {
+        if cp.fingerprint != self.fingerprint {
+            return Err(StateError::TaxonomyChanged {
+                found: cp.fingerprint,
+                expected: self.fingerprint.clone(),
+            });
+        }
+        if cp.detector_version != DETECTOR_VERSION {
+            return Err(StateError::DetectorChanged {
+                found: cp.detector_version,
+                expected: DETECTOR_VERSION.to_string(),
+            });
+        }
+        let n = self.topics().len();
+        let s = &cp.state;
+        if s.stats.complaints_by_topic.len() != n
+            || s.aggregator.late_per_topic().len() != n
+            || s.aggregator.spec() != self.aggregator.spec()
+        {
+            return Err(StateError::Inconsistent(format!(
+                "checkpoint holds {} topics / {:?}, this pipeline {} topics / {:?}",
+                s.stats.complaints_by_topic.len(),
+                s.aggregator.spec(),
+                n,
+                self.aggregator.spec()
+            )));
+        }
+        let st = cp.state;
+        self.aggregator = st.aggregator;
+        self.topic_detector = st.topic_detector;
+        self.channel_detector = st.channel_detector;
+        self.stats = st.stats;
+        self.max_event_ms = st.max_event_ms;
+        self.watermark_ms = st.watermark_ms;
+        Ok(cp.positions)
+    }
+
     /// Decodes, validates and ingests one JSON payload.
     pub fn ingest_json(
         &mut self,
@@ -144,6 +233,8 @@ impl Pipeline {
         self.classifier
             .classify(&input, &mut self.scratch, &mut self.cls);
         self.stats.events_by_channel[ev.channel.index()] += 1;
+        let t = ev.event_time.0;
+        self.max_event_ms = Some(self.max_event_ms.map_or(t, |m| m.max(t)));
         let topic = self.cls.topic;
         match self.aggregator.add(
             ev.event_time,
@@ -172,6 +263,10 @@ impl Pipeline {
     /// Closes the windows the watermark has passed and runs detection on them.
     pub fn advance(&mut self, watermark_ms: i64, out: &mut Vec<Output>) {
         self.closed.clear();
+        self.watermark_ms = Some(
+            self.watermark_ms
+                .map_or(watermark_ms, |w| w.max(watermark_ms)),
+        );
         let mut closed = std::mem::take(&mut self.closed);
         self.aggregator.advance(watermark_ms, &mut closed);
         for w in &closed {
