@@ -232,6 +232,27 @@ fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
     }
 }
 
+/// The crisis output (file or stdout) and the optional windows table of demo and replay.
+fn open_sinks(
+    output: Option<&Path>,
+    windows: Option<&Path>,
+    topics: &[String],
+) -> anyhow::Result<(Box<dyn Write>, Option<WindowWriter>)> {
+    let out = open_output(output)?;
+    let ww = windows
+        .map(|p| WindowWriter::create(p, topics.to_vec()))
+        .transpose()?;
+    Ok((out, ww))
+}
+
+fn finish_sinks(windows: Option<WindowWriter>, out: &mut Box<dyn Write>) -> anyhow::Result<()> {
+    if let Some(w) = windows {
+        w.finish()?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
 fn open_output(path: Option<&Path>) -> anyhow::Result<Box<dyn Write>> {
     Ok(match path {
         Some(p) => Box::new(std::io::BufWriter::new(
@@ -269,14 +290,8 @@ fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             let mut sim = SimConfig::demo();
             sim.seed = seed;
             sim.duration_ms = i64::from(days) * 86_400_000;
-            let topics = crisis_pulse::classify::Classifier::new(&cfg.topics, &cfg.complaint)?
-                .topics()
-                .to_vec();
-            let mut out = open_output(output.as_deref())?;
-            let ww = windows
-                .as_deref()
-                .map(|p| WindowWriter::create(p, topics.clone()))
-                .transpose()?;
+            let topics = cfg.topic_names();
+            let (mut out, ww) = open_sinks(output.as_deref(), windows.as_deref(), &topics)?;
             let started = std::time::Instant::now();
             let mut outputs = Outputs {
                 crises: &mut out,
@@ -290,10 +305,7 @@ fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             let mut live = LiveMetrics::new(metrics)
                 .with_pace(std::time::Duration::from_millis(realtime_ms_per_window));
             let (summary, _) = app::demo_observed(sim, &cfg, &mut outputs, &mut live)?;
-            if let Some(w) = outputs.windows.take() {
-                w.finish()?;
-            }
-            out.flush()?;
+            finish_sinks(outputs.windows.take(), &mut out)?;
             eprintln!("\n{}", summary.human(&topics));
             eprintln!("finished in {:.1} s", started.elapsed().as_secs_f64());
             match server {
@@ -333,14 +345,8 @@ fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 },
                 default_channel,
             };
-            let topics = crisis_pulse::classify::Classifier::new(&cfg.topics, &cfg.complaint)?
-                .topics()
-                .to_vec();
-            let mut out = open_output(output.as_deref())?;
-            let ww = windows
-                .as_deref()
-                .map(|p| WindowWriter::create(p, topics.clone()))
-                .transpose()?;
+            let topics = cfg.topic_names();
+            let (mut out, ww) = open_sinks(output.as_deref(), windows.as_deref(), &topics)?;
             let mut outputs = Outputs {
                 crises: &mut out,
                 windows: ww,
@@ -353,10 +359,7 @@ fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 stop_after: None,
             };
             let (summary, _) = app::replay_with_state(&opts, &st, &cfg, &mut outputs, &mut live)?;
-            if let Some(w) = outputs.windows.take() {
-                w.finish()?;
-            }
-            out.flush()?;
+            finish_sinks(outputs.windows.take(), &mut out)?;
             eprintln!("{}", summary.human(&topics));
             Ok(ExitCode::SUCCESS)
         }

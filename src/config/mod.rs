@@ -240,6 +240,16 @@ impl Config {
         }
     }
 
+    /// Topic names in `TopicId` order, as the classifier numbers them: the taxonomy, then
+    /// `other`. Cheap: for sinks that need names before a pipeline exists.
+    pub fn topic_names(&self) -> Vec<String> {
+        self.topics
+            .iter()
+            .map(|t| t.name.clone())
+            .chain(std::iter::once(crate::classify::OTHER_TOPIC.to_string()))
+            .collect()
+    }
+
     /// Every semantic problem, not just the first.
     pub fn validate(&self) -> Vec<Problem> {
         let mut out = Vec::new();
@@ -336,6 +346,13 @@ fn find_line(text: &str, key: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn topic_names_match_the_classifier() {
+        let c = Config::parse(crate::app::DEMO_CONFIG, "demo.toml").unwrap();
+        let cls = crate::classify::Classifier::new(&c.topics, &c.complaint).unwrap();
+        assert_eq!(c.topic_names(), cls.topics());
+    }
 
     #[test]
     fn defaults_run() {
