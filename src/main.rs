@@ -134,6 +134,13 @@ enum Cmd {
         /// Listen address for /metrics, /healthz, /readyz (default: `http.addr`).
         #[arg(long)]
         http_addr: Option<String>,
+        /// Keep checkpoints here (overrides `[state] dir`): baselines, open windows and
+        /// crisis lifecycles survive restarts, and offsets are committed with them.
+        #[arg(long, env = "CRISIS_PULSE_STATE_DIR")]
+        state_dir: Option<PathBuf>,
+        /// Ignore an unusable or unwanted checkpoint and start fresh.
+        #[arg(long)]
+        reset_state: bool,
     },
     /// Produces simulator traffic to `contacts.<channel>` topics (created if missing).
     Simulate {
@@ -385,14 +392,35 @@ fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Run { config, http_addr } => {
+        Cmd::Run {
+            config,
+            http_addr,
+            state_dir,
+            reset_state,
+        } => {
             let mut cfg = load_config(config.as_deref())?;
             cfg.kafka.apply_env(std::env::vars());
+            if state_dir.is_some() {
+                cfg.state.dir = state_dir;
+            }
             let problems = cfg.validate();
-            anyhow::ensure!(problems.is_empty(), "invalid configuration: {problems:?}");
+            anyhow::ensure!(
+                problems.is_empty(),
+                "invalid configuration:\n{}",
+                problems
+                    .iter()
+                    .map(|p| format!("  {p}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+            anyhow::ensure!(
+                !reset_state || cfg.state.dir.is_some(),
+                "--reset-state needs a state directory"
+            );
             let opts = crisis_pulse::service::ServiceOptions {
                 http_addr,
-                windows: None,
+                reset_state,
+                ..Default::default()
             };
             tokio::runtime::Runtime::new()?.block_on(crisis_pulse::service::run(
                 &cfg,

@@ -3,13 +3,14 @@
 //! near a bare consumer's); the async shell serves HTTP and turns a shutdown future into a
 //! stop flag with a drain deadline.
 //!
-//! Delivery guarantee (at least once): an offset is stored only when every window the
+//! Delivery guarantees: see `docs/state.md`. Without a state directory (at least once): an offset is stored only when every window the
 //! records before it fed has closed and the resulting crisis events (and dead letters) are
 //! acknowledged by the broker. If the process dies between windows, the open windows' input
 //! is re-read from the last committed offset on restart and those windows are recomputed, so
 //! a crisis due at their close is published then; a crisis already published may be
 //! published again, with the same deterministic `event_id`/`crisis_id` (dedup by id).
 
+pub mod checkpoint;
 mod consume;
 
 use std::net::SocketAddr;
@@ -34,6 +35,10 @@ pub struct ServiceOptions {
     /// Receives every closed window (tests and benches compare them with a replay). Bounded:
     /// a slow receiver holds the consumer back; a dropped one is ignored.
     pub windows: Option<std::sync::mpsc::SyncSender<WindowReport>>,
+    /// Checkpoint directory (`None`: `[state] dir` from the configuration, if any).
+    pub state_dir: Option<std::path::PathBuf>,
+    /// Ignore an existing checkpoint and start fresh (it is overwritten by the next one).
+    pub reset_state: bool,
 }
 
 /// A started service.
@@ -77,6 +82,8 @@ pub async fn start(cfg: &Config, opts: ServiceOptions) -> anyhow::Result<Running
         ready.clone(),
         stop.clone(),
         opts.windows,
+        opts.state_dir.or_else(|| cfg.state.dir.clone()),
+        opts.reset_state,
     )?;
     std::thread::Builder::new()
         .name("crisis-pulse-consumer".into())

@@ -101,6 +101,7 @@ async fn publishes_exact_crises_and_dead_letters() {
         ServiceOptions {
             http_addr: Some("127.0.0.1:0".into()),
             windows: Some(tx),
+            ..Default::default()
         },
     )
     .await

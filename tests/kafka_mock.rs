@@ -135,6 +135,7 @@ async fn service_on_mock_cluster_counts_and_dead_letters() {
         ServiceOptions {
             http_addr: Some("127.0.0.1:0".into()),
             windows: None,
+            ..Default::default()
         },
     )
     .await

@@ -99,6 +99,7 @@ async fn kafka_replay_matches_file_replay() {
         ServiceOptions {
             http_addr: Some("127.0.0.1:0".into()),
             windows: Some(tx),
+            ..Default::default()
         },
     )
     .await

@@ -50,6 +50,7 @@ fn opts(windows: Option<std::sync::mpsc::SyncSender<WindowReport>>) -> ServiceOp
     ServiceOptions {
         http_addr: Some("127.0.0.1:0".into()),
         windows,
+        ..Default::default()
     }
 }
 

@@ -102,3 +102,44 @@ fn real_crisis_events_match_the_crisis_schema() {
         "{states:?}"
     );
 }
+
+#[test]
+fn real_windows_match_the_window_schema() {
+    use crisis_pulse::pipeline::{Output, Pipeline};
+    use crisis_pulse::sink::kafka::WindowRecord;
+    let v = schema("window-event.schema.json");
+    let cfg = Config::parse(app::DEMO_CONFIG, "demo.toml").unwrap();
+    let mut p = Pipeline::new(&cfg).unwrap();
+    let mut sim = SimConfig::demo();
+    // Past the one-day warm-up, so windows carry real expectations and scores.
+    sim.duration_ms = 3 * 86_400_000;
+    let now = sim.start_ms + sim.duration_ms + 3_600_000;
+    let mut outs = Vec::new();
+    for r in Simulator::new(sim) {
+        let ctx = DecodeContext {
+            now_ms: now,
+            channel_hint: Some(r.channel),
+            ..Default::default()
+        };
+        let _ = p.ingest_json(&r.payload, &ctx);
+        p.advance(r.time_ms - 120_000, &mut outs);
+    }
+    p.flush(&mut outs);
+    let mut states = std::collections::BTreeSet::new();
+    let mut channels = std::collections::BTreeSet::new();
+    let mut n = 0;
+    for o in &outs {
+        let Output::Window(w) = o else { continue };
+        let rec = WindowRecord::new(&p.topics()[usize::from(w.topic)], w);
+        let instance = serde_json::to_value(&rec).unwrap();
+        assert_eq!(errors(&v, &instance), Vec::<String>::new(), "{instance}");
+        states.insert(rec.state.clone());
+        channels.insert(rec.channel.clone());
+        n += 1;
+    }
+    assert!(n > 10_000, "{n} windows");
+    for s in ["warmup", "normal"] {
+        assert!(states.contains(s), "{states:?}");
+    }
+    assert!(channels.contains("all") && channels.contains("phone"), "{channels:?}");
+}

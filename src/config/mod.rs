@@ -41,6 +41,37 @@ pub struct Config {
     /// HTTP endpoint for /metrics, /healthz, /readyz.
     #[serde(default)]
     pub http: HttpConfig,
+    /// Durable state of the `run` service (checkpoints).
+    #[serde(default)]
+    pub state: StateConfig,
+}
+
+/// `[state]`: where `run` keeps its checkpoints.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    /// Checkpoint directory (local disk, one per instance). Unset: no state is kept; a
+    /// restart re-reads the open windows' input from Kafka but relearns every baseline.
+    #[serde(default)]
+    pub dir: Option<std::path::PathBuf>,
+    /// How often (processing time) a checkpoint is written and the offsets it covers are
+    /// committed. Shorter: less re-read after a crash; longer: fewer fsyncs (and, in the
+    /// exactly-once mode, fewer and larger transactions).
+    #[serde(default = "default_checkpoint_interval")]
+    pub checkpoint_interval: Dur,
+}
+
+fn default_checkpoint_interval() -> Dur {
+    Dur::from_secs(10)
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig {
+            dir: None,
+            checkpoint_interval: default_checkpoint_interval(),
+        }
+    }
 }
 
 /// `[window]`
@@ -314,6 +345,17 @@ impl Config {
             bad(
                 "topics",
                 "at most 500 topics (metric label cardinality)".into(),
+            );
+        }
+        if self.state.checkpoint_interval.as_millis() <= 0 {
+            bad("state.checkpoint_interval", "must be positive".into());
+        }
+        if self.kafka.delivery == crate::source::kafka_config::Delivery::ExactlyOnce
+            && self.state.dir.is_none()
+        {
+            bad(
+                "kafka.delivery",
+                "exactly-once needs a state directory (`[state] dir` or `run --state-dir`)".into(),
             );
         }
         for p in self.kafka.validate() {

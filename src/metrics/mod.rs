@@ -54,6 +54,8 @@ pub struct Metrics {
     pub producer_queue: IntGauge,
     pub delivery_errors: IntCounterVec,
     pub assigned_partitions: IntGauge,
+    pub checkpoints: IntCounter,
+    pub checkpoint_seconds: Histogram,
     // Latency: record through `batch` / `detection` so the HdrHistograms see every sample.
     pub batch_latency: Histogram,
     pub detection_latency: Histogram,

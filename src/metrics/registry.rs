@@ -31,7 +31,7 @@ const LATENCY_BUCKETS: [f64; 16] = [
 ];
 
 /// Kafka deliveries can fail for these outputs (the `output` label).
-pub const DELIVERY_OUTPUTS: [&str; 2] = ["crisis", "dlq"];
+pub const DELIVERY_OUTPUTS: [&str; 3] = ["crisis", "dlq", "windows"];
 /// Kinds of consumer-group rebalance (the `kind` label).
 pub const REBALANCE_KINDS: [&str; 2] = ["assign", "revoke"];
 
@@ -183,12 +183,20 @@ impl Metrics {
             ),
             delivery_errors: b.counter_vec(
                 "crisis_pulse_delivery_errors_total",
-                "Failed deliveries to Kafka, by output (crisis, dlq).",
+                "Failed deliveries to Kafka, by output (crisis, dlq, windows).",
                 &["output"],
             ),
             assigned_partitions: b.int_gauge(
                 "crisis_pulse_assigned_partitions",
                 "Partitions currently assigned to this instance.",
+            ),
+            checkpoints: b.counter(
+                "crisis_pulse_checkpoints_total",
+                "State checkpoints written (with the offsets they cover committed).",
+            ),
+            checkpoint_seconds: b.histogram(
+                "crisis_pulse_checkpoint_duration_seconds",
+                "Time to flush outputs, write a checkpoint and commit its offsets.",
             ),
             up: b.int_gauge("crisis_pulse_up", "1 while the pipeline is running."),
             build_info: b.int_gauge_vec(

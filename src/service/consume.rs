@@ -16,9 +16,12 @@ use crate::event::{self, Channel, DecodeContext, DecodeError, DecodeLimits};
 use crate::metrics::Metrics;
 use crate::pipeline::{Ingested, Output, Pipeline, WindowReport};
 use crate::sink::kafka::{KafkaSink, Origin};
-use crate::source::kafka::{self, Change, OffsetTracker, ServiceContext, Tp};
-use crate::source::kafka_config::KafkaConfig;
+use crate::source::kafka::{self, Change, Durability, OffsetTracker, ServiceContext, Tp};
+use crate::source::kafka_config::{Delivery, KafkaConfig};
+use crate::state::{self, Positions};
 use crate::window::watermark::Watermarks;
+
+use super::checkpoint;
 
 /// How long a partition whose offsets are not known yet holds the watermark back.
 const UNKNOWN_HOLD_MS: i64 = 60_000;
@@ -58,6 +61,11 @@ pub struct Worker {
     outs: Vec<Output>,
     summary: Summary,
     refusals_logged: u64,
+    durability: Durability,
+    state_dir: Option<std::path::PathBuf>,
+    checkpoint_every: Duration,
+    /// Positions of the newest checkpoint (kept for partitions no longer assigned).
+    positions: Positions,
 }
 
 impl Worker {
@@ -67,9 +75,19 @@ impl Worker {
         ready: Arc<AtomicBool>,
         stop: Arc<AtomicBool>,
         windows_tx: Option<std::sync::mpsc::SyncSender<WindowReport>>,
+        state_dir: Option<std::path::PathBuf>,
+        reset_state: bool,
     ) -> anyhow::Result<Self> {
-        let p = Pipeline::new(cfg)?;
+        let mut p = Pipeline::new(cfg)?;
         metrics.init_topics(p.topics());
+        let durability = match (&state_dir, cfg.kafka.delivery) {
+            (None, Delivery::AtLeastOnce) => Durability::Stateless,
+            (Some(_), Delivery::AtLeastOnce) => Durability::Checkpointed,
+            (Some(_), Delivery::ExactlyOnce) => Durability::Transactional,
+            (None, Delivery::ExactlyOnce) => anyhow::bail!(
+                "kafka.delivery = \"exactly-once\" needs a state directory ([state] dir or --state-dir)"
+            ),
+        };
         let sink = Arc::new(KafkaSink::new(&cfg.kafka, metrics.clone())?);
         let ctx = ServiceContext {
             metrics: metrics.clone(),
@@ -78,8 +96,33 @@ impl Worker {
             changes: Mutex::new(Vec::new()),
             highs: Mutex::new(HashMap::new()),
             drain_timeout: Duration::from_millis(cfg.kafka.drain_timeout.as_millis().max(0) as u64),
+            durability,
+            resume: Mutex::new(HashMap::new()),
+            after_revoke: AtomicBool::new(false),
         };
         let consumer = kafka::consumer(&cfg.kafka, ctx)?;
+        let mut positions = Positions::new();
+        if let Some(dir) = &state_dir {
+            positions = match durability {
+                Durability::Transactional => {
+                    checkpoint::resume_committed(&mut p, dir, reset_state, &consumer)?
+                }
+                _ => state::resume(&mut p, dir, reset_state).map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot resume from the state directory {} ({e}); pass --reset-state to start fresh",
+                        dir.display()
+                    )
+                })?,
+            };
+            let resume = checkpoint::to_tps(&positions);
+            if let Ok(mut r) = consumer.context().resume.lock() {
+                *r = resume;
+            }
+            if durability == Durability::Transactional {
+                consumer.context().sink.begin()?;
+            }
+            tracing::info!(dir = %dir.display(), delivery = cfg.kafka.delivery.as_str(), partitions = positions.len(), "durable state enabled");
+        }
         let size_ms = cfg.window.size.as_millis();
         Ok(Worker {
             kafka: cfg.kafka.clone(),
@@ -104,6 +147,12 @@ impl Worker {
             outs: Vec::new(),
             summary: Summary::default(),
             refusals_logged: 0,
+            durability,
+            state_dir,
+            checkpoint_every: Duration::from_millis(
+                cfg.state.checkpoint_interval.as_millis().max(1) as u64,
+            ),
+            positions,
         })
     }
 
@@ -117,14 +166,27 @@ impl Worker {
         let commit_every =
             Duration::from_millis(self.kafka.commit_interval.as_millis().max(1) as u64);
         let mut last_commit = Instant::now();
+        let mut last_checkpoint = Instant::now();
         let mut last_advance = Instant::now();
         let mut since_advance = 0u32;
         // Start of the batch being processed: first message since the last advance.
         let mut batch_started: Option<Instant> = None;
         let (mut errors, mut last_error_log) = (0u64, None);
         while !self.stop.load(Ordering::Relaxed) {
-            let polled = consumer.poll(Duration::from_millis(100));
+            let mut polled = consumer.poll(Duration::from_millis(100));
             self.apply_changes(consumer.context());
+            if consumer.context().after_revoke.swap(false, Ordering::SeqCst)
+                && self.durability != Durability::Stateless
+            {
+                // Before the next record: what the revoked partitions fed must be in a
+                // checkpoint (or, with transactions, undone).
+                self.after_revoke(consumer)?;
+                last_checkpoint = Instant::now();
+                if self.durability == Durability::Transactional {
+                    // Rolled back and sought to the checkpoint: this record comes again.
+                    polled = None;
+                }
+            }
             let got = match polled {
                 None => false,
                 Some(Err(e)) => {
@@ -160,15 +222,129 @@ impl Worker {
                 self.housekeeping(consumer);
                 last_commit = Instant::now();
             }
+            if self.durability != Durability::Stateless
+                && last_checkpoint.elapsed() >= self.checkpoint_every
+            {
+                self.checkpoint(consumer)?;
+                last_checkpoint = Instant::now();
+            }
         }
         self.shutdown(consumer)
+    }
+
+    /// Where the next record of each partition this state has seen starts: the newest
+    /// checkpoint's positions, moved on by what was consumed since.
+    fn current_positions(&self, ctx: &ServiceContext) -> Positions {
+        let mut pos = self.positions.clone();
+        if let Ok(o) = ctx.offsets.lock() {
+            for ((t, p), next) in o.all_storable(None) {
+                pos.insert(checkpoint::key(&t, p), next);
+            }
+        }
+        pos
+    }
+
+    /// Makes everything so far durable: closes what the watermark allows, publishes it,
+    /// writes a checkpoint, then commits exactly the offsets the checkpoint covers (inside
+    /// the transaction, in the exactly-once mode). A crash at any point leaves a
+    /// checkpoint and committed offsets that agree (see `docs/state.md`).
+    fn checkpoint(&mut self, consumer: &BaseConsumer<ServiceContext>) -> anyhow::Result<()> {
+        let ctx = consumer.context();
+        let Some(dir) = self.state_dir.clone() else {
+            return Ok(());
+        };
+        self.advance(ctx)?;
+        let started = Instant::now();
+        let positions = self.current_positions(ctx);
+        if self.durability == Durability::Checkpointed {
+            // Crisis events of windows the checkpoint calls closed must be delivered first.
+            ctx.sink.flush(ctx.drain_timeout)?;
+            anyhow::ensure!(
+                ctx.sink.in_flight() == 0,
+                "{} outputs still undelivered after {:?}",
+                ctx.sink.in_flight(),
+                ctx.drain_timeout
+            );
+        }
+        let path = state::save(&dir, &self.p.checkpoint(positions.clone()))?;
+        // Commit only what this process consumed from partitions it still owns: a partition
+        // it has not read from yet already has a committed offset at least as far on.
+        let mut mine = Positions::new();
+        if let Ok(o) = ctx.offsets.lock() {
+            for ((t, p), next) in o.all_storable(None) {
+                if self.assigned.contains(&(t.clone(), p)) {
+                    mine.insert(checkpoint::key(&t, p), next);
+                }
+            }
+        }
+        let tpl = checkpoint::to_tpl(&mine)?;
+        match self.durability {
+            Durability::Transactional => {
+                let group = consumer
+                    .group_metadata()
+                    .ok_or_else(|| anyhow::anyhow!("no consumer group metadata"))?;
+                ctx.sink.commit(&tpl, &group)?;
+                ctx.sink.begin()?;
+            }
+            _ => {
+                if tpl.count() > 0 {
+                    consumer.commit(&tpl, rdkafka::consumer::CommitMode::Sync)?;
+                }
+            }
+        }
+        self.positions = positions;
+        self.metrics
+            .checkpoint_seconds
+            .observe(started.elapsed().as_secs_f64());
+        self.metrics.checkpoints.inc();
+        tracing::debug!(path = %path.display(), "checkpoint written and offsets committed");
+        Ok(())
+    }
+
+    /// After a revoke: at least once, checkpoint now (the revoked partitions' offsets were
+    /// committed as far as this state counted them); exactly once, the transaction was
+    /// aborted, so go back to the last checkpoint and re-read from its positions.
+    fn after_revoke(&mut self, consumer: &BaseConsumer<ServiceContext>) -> anyhow::Result<()> {
+        match self.durability {
+            Durability::Stateless => Ok(()),
+            Durability::Checkpointed => self.checkpoint(consumer),
+            Durability::Transactional => {
+                let Some(dir) = self.state_dir.clone() else {
+                    return Ok(());
+                };
+                let ctx = consumer.context();
+                let positions = state::resume(&mut self.p, &dir, false)?;
+                tracing::warn!(
+                    "transaction aborted by a rebalance; state rolled back to the last checkpoint"
+                );
+                self.outs.clear();
+                if let Ok(mut o) = ctx.offsets.lock() {
+                    *o = OffsetTracker::default();
+                }
+                let tps = checkpoint::to_tps(&positions);
+                for tp in self.assigned.clone() {
+                    self.wm.remove(&tp);
+                    self.wm.observe(&tp, 0, self.clock.now_ms());
+                    if let Some(&at) = tps.get(&tp) {
+                        consumer.seek(&tp.0, tp.1, rdkafka::Offset::Offset(at), ctx.drain_timeout)?;
+                    }
+                }
+                self.positions = positions;
+                ctx.sink.begin()?;
+                Ok(())
+            }
+        }
     }
 
     fn shutdown(mut self, consumer: &BaseConsumer<ServiceContext>) -> anyhow::Result<Summary> {
         tracing::info!("stop requested: storing durable offsets and leaving the group");
         let ctx = consumer.context();
-        self.advance(ctx)?;
-        kafka::drain(consumer, ctx, None, true)?;
+        if self.durability == Durability::Stateless {
+            self.advance(ctx)?;
+            kafka::drain(consumer, ctx, None, true)?;
+        } else {
+            self.checkpoint(consumer)?;
+        }
         kafka::close(consumer, ctx.drain_timeout);
         self.metrics.sync_stats(self.p.topics(), self.p.stats());
         self.ready.store(false, Ordering::Relaxed);
@@ -250,8 +426,12 @@ impl Worker {
                 let t = ev.event_time.0;
                 self.wm.observe(&tp, t, now);
                 match self.p.ingest(&ev) {
-                    Ingested::Counted { .. } => Some(t.div_euclid(self.hop_ms) * self.hop_ms),
-                    Ingested::Late { .. } => None,
+                    // With durable state the open windows are checkpointed: an offset
+                    // need not wait for its window to close.
+                    Ingested::Counted { .. } if self.durability == Durability::Stateless => {
+                        Some(t.div_euclid(self.hop_ms) * self.hop_ms)
+                    }
+                    Ingested::Counted { .. } | Ingested::Late { .. } => None,
                 }
             }
             Err(e) => {
@@ -323,11 +503,17 @@ impl Worker {
         for o in self.outs.drain(..) {
             match o {
                 Output::Window(r) => {
+                    let name = self.p.topics().get(usize::from(r.topic));
                     if r.channel.is_none() {
                         self.summary.windows += 1;
-                        if let Some(name) = self.p.topics().get(usize::from(r.topic)) {
+                        if let Some(name) = name {
                             self.metrics.window(name, &r);
                         }
+                    }
+                    if let Some(name) = name
+                        && sink.publishes_windows()
+                    {
+                        sink.window(name, &r)?;
                     }
                     if let Some(tx) = &self.windows_tx {
                         let _ = tx.send(r);
@@ -353,7 +539,10 @@ impl Worker {
     /// Periodic: store durable offsets, keep behind-partitions active, publish gauges.
     fn housekeeping(&mut self, consumer: &BaseConsumer<ServiceContext>) {
         let ctx = consumer.context();
-        if let Err(e) = kafka::drain(consumer, ctx, None, false) {
+        // With durable state, offsets move only with checkpoints.
+        if self.durability == Durability::Stateless
+            && let Err(e) = kafka::drain(consumer, ctx, None, false)
+        {
             tracing::warn!(error = %e, "offsets not stored this round");
         }
         let now = self.clock.now_ms();

@@ -17,7 +17,11 @@ use rdkafka::util::Timeout;
 
 use crate::event::{CrisisEvent, DecodeError};
 use crate::metrics::Metrics;
-use crate::source::kafka_config::KafkaConfig;
+use crate::pipeline::WindowReport;
+use crate::source::kafka_config::{Delivery, KafkaConfig};
+
+/// Longest a transactional call (init, commit, abort) may take.
+const TXN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Producer errors that stop the service (start-up, flush at shutdown).
 #[derive(Debug, thiserror::Error)]
@@ -30,12 +34,63 @@ pub enum SinkError {
     Produce { topic: String, source: KafkaError },
     #[error("flushing the producer: {0}")]
     Flush(KafkaError),
+    #[error("Kafka transaction ({step}): {source}")]
+    Transaction {
+        step: &'static str,
+        source: KafkaError,
+    },
 }
 
 /// What a delivery report belongs to.
 pub enum Delivery {
     Crisis { closed_at: Instant },
     DeadLetter,
+    Window,
+}
+
+/// A closed window as published to `kafka.windows_topic` (JSON).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct WindowRecord {
+    pub schema_version: u32,
+    pub topic: String,
+    /// `all` for the topic's all-channels series.
+    pub channel: String,
+    pub window_start: String,
+    pub window_end: String,
+    pub observed: u64,
+    /// All contacts of the topic in the window (all-channels series only; else 0).
+    pub contacts: u64,
+    pub expected: f64,
+    pub upper_bound: f64,
+    pub p_value: f64,
+    pub score: f64,
+    pub state: String,
+    pub detector_version: String,
+}
+
+impl WindowRecord {
+    pub fn new(topic: &str, r: &WindowReport) -> Self {
+        WindowRecord {
+            schema_version: crate::event::SCHEMA_VERSION,
+            topic: topic.to_string(),
+            channel: r.channel.map_or("all", |c| c.as_str()).to_string(),
+            window_start: crate::event::format_rfc3339(r.start_ms),
+            window_end: crate::event::format_rfc3339(r.end_ms),
+            observed: r.observed,
+            contacts: r.contacts,
+            expected: finite(r.expected),
+            upper_bound: finite(r.upper),
+            p_value: finite(r.p_value),
+            score: finite(r.score),
+            state: r.state.as_str().to_string(),
+            detector_version: crate::detect::DETECTOR_VERSION.to_string(),
+        }
+    }
+}
+
+/// JSON has no NaN or infinity.
+fn finite(x: f64) -> f64 {
+    if x.is_finite() { x } else { 0.0 }
 }
 
 /// Counts deliveries and detection latency from the producer's own thread.
@@ -52,6 +107,7 @@ impl ProducerContext for DeliveryContext {
         let output = match *opaque {
             Delivery::Crisis { .. } => "crisis",
             Delivery::DeadLetter => "dlq",
+            Delivery::Window => "windows",
         };
         match result {
             Ok(_) => {
@@ -92,8 +148,10 @@ pub struct KafkaSink {
     producer: ThreadedProducer<DeliveryContext>,
     crisis_topic: String,
     dlq_topic: String,
+    windows_topic: Option<String>,
     ce_source: String,
     metrics: Metrics,
+    transactional: bool,
 }
 
 /// Where a refused record came from.
@@ -112,18 +170,90 @@ impl KafkaSink {
         apply_properties(&mut c, k);
         c.set("enable.idempotence", "true")
             .set("message.timeout.ms", "0");
-        let producer = c
+        let transactional = k.delivery == Delivery::ExactlyOnce;
+        if transactional {
+            // A transaction must finish within this; checkpoints are far more frequent.
+            c.set("transactional.id", k.transactional_id())
+                .set("transaction.timeout.ms", "60000")
+                // librdkafka refuses an infinite message timeout with transactions.
+                .set("message.timeout.ms", "55000");
+        }
+        let producer: ThreadedProducer<DeliveryContext> = c
             .create_with_context(DeliveryContext {
                 metrics: metrics.clone(),
             })
             .map_err(SinkError::Create)?;
+        if transactional {
+            // Fences any older instance with the same transactional.id and aborts its
+            // unfinished transaction.
+            producer
+                .init_transactions(Timeout::After(TXN_TIMEOUT))
+                .map_err(|source| SinkError::Transaction {
+                    step: "init",
+                    source,
+                })?;
+            tracing::info!(transactional_id = %k.transactional_id(), "exactly-once producer ready");
+        }
         Ok(KafkaSink {
             producer,
             crisis_topic: k.crisis_topic.clone(),
             dlq_topic: k.dlq_topic.clone(),
+            windows_topic: k.windows_topic.clone(),
             ce_source: k.ce_source.clone(),
             metrics,
+            transactional,
         })
+    }
+
+    /// Whether crises and dead letters go out in Kafka transactions.
+    pub fn is_transactional(&self) -> bool {
+        self.transactional
+    }
+
+    /// Starts the transaction the next outputs belong to (exactly-once mode).
+    pub fn begin(&self) -> Result<(), SinkError> {
+        self.producer
+            .begin_transaction()
+            .map_err(|source| SinkError::Transaction {
+                step: "begin",
+                source,
+            })
+    }
+
+    /// Commits the open transaction together with the consumer offsets `offsets` of the
+    /// group `group`: the outputs become visible to `read_committed` readers and the input
+    /// counts as consumed in one atomic step.
+    pub fn commit(
+        &self,
+        offsets: &rdkafka::TopicPartitionList,
+        group: &rdkafka::consumer::ConsumerGroupMetadata,
+    ) -> Result<(), SinkError> {
+        let t = Timeout::After(TXN_TIMEOUT);
+        if offsets.count() > 0 {
+            self.producer
+                .send_offsets_to_transaction(offsets, group, t)
+                .map_err(|source| SinkError::Transaction {
+                    step: "send offsets",
+                    source,
+                })?;
+        }
+        self.producer
+            .commit_transaction(t)
+            .map_err(|source| SinkError::Transaction {
+                step: "commit",
+                source,
+            })
+    }
+
+    /// Aborts the open transaction: its outputs are never visible to `read_committed`
+    /// readers.
+    pub fn abort(&self) -> Result<(), SinkError> {
+        self.producer
+            .abort_transaction(Timeout::After(TXN_TIMEOUT))
+            .map_err(|source| SinkError::Transaction {
+                step: "abort",
+                source,
+            })
     }
 
     /// Publishes a crisis event; `closed_at` is when its window closed (detection latency).
@@ -144,6 +274,25 @@ impl KafkaSink {
         .key(ev.topic.as_bytes())
         .payload(&payload[..])
         .headers(headers);
+        send(&self.producer, rec, &self.metrics)
+    }
+
+    /// Whether closed windows are published.
+    pub fn publishes_windows(&self) -> bool {
+        self.windows_topic.is_some()
+    }
+
+    /// Publishes a closed window to `kafka.windows_topic` (if set); key = topic name.
+    pub fn window(&self, topic: &str, r: &WindowReport) -> Result<(), SinkError> {
+        let Some(to) = &self.windows_topic else {
+            return Ok(());
+        };
+        let payload = serde_json::to_vec(&WindowRecord::new(topic, r))?;
+        let headers = OwnedHeaders::new_with_capacity(1).insert(h("content-type", "application/json"));
+        let rec = BaseRecord::with_opaque_to(to, Box::new(Delivery::Window))
+            .key(topic.as_bytes())
+            .payload(&payload[..])
+            .headers(headers);
         send(&self.producer, rec, &self.metrics)
     }
 

@@ -144,6 +144,19 @@ pub enum Change {
     Revoked(Vec<Tp>),
 }
 
+/// How the service makes its effects durable (see `docs/state.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// No local state: offsets are committed once the windows they fed have closed; a
+    /// restart re-reads the open windows' input (baselines are relearned).
+    Stateless,
+    /// Checkpoints in a state directory; offsets are committed only as far as the newest
+    /// checkpoint covers (at least once, duplicates carry the same ids).
+    Checkpointed,
+    /// Checkpoints plus Kafka transactions: outputs and offsets commit atomically.
+    Transactional,
+}
+
 /// Shared between the consumer thread's loop and the callbacks it triggers.
 pub struct ServiceContext {
     pub metrics: Metrics,
@@ -153,6 +166,13 @@ pub struct ServiceContext {
     /// Broker-side offsets from the statistics callback.
     pub highs: Mutex<HashMap<Tp, Offsets>>,
     pub drain_timeout: Duration,
+    pub durability: Durability,
+    /// Positions a restored checkpoint covers: a partition assigned for the first time
+    /// starts there (or at its committed offset, if that is further on).
+    pub resume: Mutex<HashMap<Tp, i64>>,
+    /// Set by a revoke: the loop checkpoints (or, with transactions, rolls back to the
+    /// last checkpoint) before it handles another record.
+    pub after_revoke: std::sync::atomic::AtomicBool,
 }
 
 fn tps(tpl: &TopicPartitionList) -> Vec<Tp> {
@@ -182,7 +202,103 @@ impl ClientContext for ServiceContext {
     }
 }
 
+impl ServiceContext {
+    /// Starts newly assigned partitions where the restored checkpoint left off: at the
+    /// checkpoint's position, or at the committed offset if the group got further (another
+    /// instance consumed the partition since).
+    fn resume_positions(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList) {
+        let Ok(mut resume) = self.resume.lock() else {
+            return;
+        };
+        if resume.is_empty() {
+            return;
+        }
+        let wanted: Vec<(Tp, i64)> = tps(tpl)
+            .into_iter()
+            .filter_map(|tp| resume.remove(&tp).map(|o| (tp, o)))
+            .collect();
+        if wanted.is_empty() {
+            return;
+        }
+        let mut ask = TopicPartitionList::new();
+        for ((t, p), _) in &wanted {
+            ask.add_partition(t, *p);
+        }
+        let committed: HashMap<Tp, i64> = match consumer.committed_offsets(ask, self.drain_timeout)
+        {
+            Ok(c) => c
+                .elements()
+                .iter()
+                .filter_map(|e| match e.offset() {
+                    Offset::Offset(o) => Some(((Arc::from(e.topic()), e.partition()), o)),
+                    _ => None,
+                })
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "committed offsets unknown; resuming at the checkpoint's positions");
+                HashMap::new()
+            }
+        };
+        for ((t, p), at) in wanted {
+            let from = match committed.get(&(t.clone(), p)) {
+                Some(&c) if c > at => {
+                    tracing::info!(topic = %t, partition = p, checkpoint = at, committed = c, "the group got further than this checkpoint; resuming at the committed offset");
+                    c
+                }
+                _ => at,
+            };
+            if let Err(e) = tpl.set_partition_offset(&t, p, Offset::Offset(from)) {
+                tracing::warn!(topic = %t, partition = p, error = %e, "cannot set the resume offset");
+            }
+        }
+    }
+}
+
 impl ConsumerContext for ServiceContext {
+    /// The default sequence (pre, assign, post), with the assignment's start offsets taken
+    /// from the restored checkpoint first.
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: rdkafka::types::RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        use rdkafka::consumer::RebalanceProtocol;
+        use rdkafka::types::RDKafkaRespErr;
+        let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                self.resume_positions(consumer, tpl);
+                let r = if cooperative {
+                    consumer.incremental_assign(tpl)
+                } else {
+                    consumer.assign(tpl)
+                };
+                if let Err(e) = r {
+                    tracing::error!(error = %e, "assigning partitions failed");
+                }
+                self.post_rebalance(consumer, &Rebalance::Assign(tpl));
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                self.pre_rebalance(consumer, &Rebalance::Revoke(tpl));
+                let r = if cooperative {
+                    consumer.incremental_unassign(tpl)
+                } else {
+                    consumer.unassign()
+                };
+                if let Err(e) = r {
+                    tracing::error!(error = %e, "unassigning partitions failed");
+                }
+            }
+            other => {
+                let code: rdkafka::error::RDKafkaErrorCode = other.into();
+                tracing::error!(error = %code, "rebalance error");
+                // As librdkafka requires after an error: drop the assignment.
+                let _ = consumer.unassign();
+            }
+        }
+    }
+
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let Rebalance::Revoke(tpl) = rebalance else {
             return;
@@ -190,9 +306,26 @@ impl ConsumerContext for ServiceContext {
         let revoked = tps(tpl);
         self.metrics.rebalances.with_label_values(&["revoke"]).inc();
         tracing::info!(partitions = ?revoked, "partitions revoked; draining");
-        if let Err(e) = drain(consumer, self, Some(&revoked), true) {
-            tracing::warn!(error = %e, "drain on revoke incomplete; those records will be re-read");
+        match self.durability {
+            // Everything consumed from the revoked partitions is in this instance's
+            // state: commit up to it so the new owner does not count it again, and
+            // checkpoint at once (the loop sees `after_revoke`).
+            Durability::Stateless | Durability::Checkpointed => {
+                if let Err(e) = drain(consumer, self, Some(&revoked), true) {
+                    tracing::warn!(error = %e, "drain on revoke incomplete; those records will be re-read");
+                }
+            }
+            // The open transaction may not commit under the old generation: abort it; the
+            // loop rolls the state back to the last checkpoint, which the committed
+            // offsets match.
+            Durability::Transactional => {
+                if let Err(e) = self.sink.abort() {
+                    tracing::warn!(error = %e, "aborting the transaction on revoke");
+                }
+            }
         }
+        self.after_revoke
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         if let Ok(mut o) = self.offsets.lock() {
             for tp in &revoked {
                 o.remove(tp);
@@ -268,9 +401,15 @@ pub fn consumer(
         .set("auto.offset.reset", "earliest");
     // Defaults above may be overridden by `kafka.properties`; the offset handling may not.
     apply_properties(&mut c, k);
+    // With transactions, offsets are committed only inside them.
+    let auto_commit = if ctx.durability == Durability::Transactional {
+        "false"
+    } else {
+        "true"
+    };
     c.set("group.id", &k.group_id)
         .set("enable.auto.offset.store", "false")
-        .set("enable.auto.commit", "true")
+        .set("enable.auto.commit", auto_commit)
         .set(
             "statistics.interval.ms",
             k.statistics_interval.as_millis().to_string(),

@@ -35,6 +35,11 @@ pub struct KafkaConfig {
     /// Dead-letter topic for refused input.
     #[serde(default = "default_dlq_topic")]
     pub dlq_topic: String,
+    /// Optional topic that receives every closed window of every series (the pulse itself:
+    /// observed, expected, upper bound, p-value, score, state), key = topic. Unset: not
+    /// published.
+    #[serde(default)]
+    pub windows_topic: Option<String>,
     /// Channel for events that do not name one, by source topic name. Topics not listed
     /// map `contacts.<channel>` to `<channel>`.
     #[serde(default)]
@@ -55,6 +60,34 @@ pub struct KafkaConfig {
     /// CloudEvents `ce_source` of published crisis events.
     #[serde(default = "default_ce_source")]
     pub ce_source: String,
+    /// Delivery guarantee of crisis events and dead letters: `at-least-once` (default;
+    /// duplicates after a crash carry the same ids) or `exactly-once` (Kafka transactions;
+    /// needs `[state] dir` and Apache Kafka >= 2.5; downstream reads with
+    /// `isolation.level=read_committed`).
+    #[serde(default)]
+    pub delivery: Delivery,
+    /// `transactional.id` of the exactly-once producer. Must be stable across restarts of an
+    /// instance and unique per instance (default: `crisis-pulse-<group_id>`).
+    #[serde(default)]
+    pub transactional_id: Option<String>,
+}
+
+/// `kafka.delivery`
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Delivery {
+    #[default]
+    AtLeastOnce,
+    ExactlyOnce,
+}
+
+impl Delivery {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Delivery::AtLeastOnce => "at-least-once",
+            Delivery::ExactlyOnce => "exactly-once",
+        }
+    }
 }
 
 fn default_brokers() -> String {
@@ -93,12 +126,15 @@ impl Default for KafkaConfig {
             topics: default_topics(),
             crisis_topic: default_crisis_topic(),
             dlq_topic: default_dlq_topic(),
+            windows_topic: None,
             channel_by_topic: BTreeMap::new(),
             properties: BTreeMap::new(),
             commit_interval: default_commit_interval(),
             statistics_interval: default_stats_interval(),
             drain_timeout: default_drain_timeout(),
             ce_source: default_ce_source(),
+            delivery: Delivery::default(),
+            transactional_id: None,
         }
     }
 }
@@ -166,6 +202,13 @@ impl KafkaConfig {
                 }
                 "CRISIS_TOPIC" => self.crisis_topic = v,
                 "DLQ_TOPIC" => self.dlq_topic = v,
+                "WINDOWS_TOPIC" => self.windows_topic = Some(v).filter(|s| !s.is_empty()),
+                "DELIVERY" => match v.as_str() {
+                    "at-least-once" => self.delivery = Delivery::AtLeastOnce,
+                    "exactly-once" => self.delivery = Delivery::ExactlyOnce,
+                    _ => tracing::warn!(value = %v, "CRISIS_PULSE_KAFKA_DELIVERY must be at-least-once or exactly-once; ignored"),
+                },
+                "TRANSACTIONAL_ID" => self.transactional_id = Some(v),
                 _ => {
                     if let Some(prop) = name.strip_prefix("PROP_") {
                         let key = prop.to_ascii_lowercase().replace('_', ".");
@@ -185,6 +228,13 @@ impl KafkaConfig {
                 (k.as_str(), shown)
             })
             .collect()
+    }
+
+    /// The exactly-once producer's `transactional.id`.
+    pub fn transactional_id(&self) -> String {
+        self.transactional_id
+            .clone()
+            .unwrap_or_else(|| format!("crisis-pulse-{}", self.group_id))
     }
 
     /// The channel implied by a source topic: `channel_by_topic`, else `contacts.<channel>`.
