@@ -417,6 +417,11 @@ fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 !reset_state || cfg.state.dir.is_some(),
                 "--reset-state needs a state directory"
             );
+            anyhow::ensure!(
+                cfg.kafka.delivery != crisis_pulse::config::Delivery::ExactlyOnce
+                    || cfg.state.dir.is_some(),
+                "kafka.delivery = \"exactly-once\" needs a state directory ([state] dir or --state-dir)"
+            );
             let opts = crisis_pulse::service::ServiceOptions {
                 http_addr,
                 reset_state,

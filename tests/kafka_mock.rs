@@ -3,15 +3,14 @@
 
 mod common;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
 use crisis_pulse::metrics::Metrics;
 use crisis_pulse::service::{self, ServiceOptions};
 use crisis_pulse::sink::kafka::KafkaSink;
-use crisis_pulse::source::kafka::{self, OffsetTracker, ServiceContext};
+use crisis_pulse::source::kafka::{self, Durability, ServiceContext};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::Consumer;
 use rdkafka::mocking::MockCluster;
@@ -50,14 +49,12 @@ fn consumer_lag_is_high_watermark_minus_position() {
     let mut cfg = config(&brokers, "lag", &["contacts.chat".into()], "crisis", "dlq");
     cfg.kafka.statistics_interval = crisis_pulse::config::Dur(Duration::from_millis(100));
     let metrics = Metrics::new();
-    let ctx = ServiceContext {
-        metrics: metrics.clone(),
-        offsets: Arc::new(Mutex::new(OffsetTracker::default())),
-        sink: Arc::new(KafkaSink::new(&cfg.kafka, metrics).expect("sink")),
-        changes: Mutex::new(Vec::new()),
-        highs: Mutex::new(HashMap::new()),
-        drain_timeout: Duration::from_secs(5),
-    };
+    let ctx = ServiceContext::new(
+        metrics.clone(),
+        Arc::new(KafkaSink::new(&cfg.kafka, metrics).expect("sink")),
+        Duration::from_secs(5),
+        Durability::Stateless,
+    );
     let consumer = kafka::consumer(&cfg.kafka, ctx).expect("consumer");
     let mut consumed = 0;
     let started = Instant::now();

@@ -14,7 +14,7 @@ use crate::detect::DetectConfig;
 pub use duration::Dur;
 
 /// Kafka settings (`[kafka]`).
-pub use crate::source::kafka_config::KafkaConfig;
+pub use crate::source::kafka_config::{Delivery, KafkaConfig};
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -350,14 +350,6 @@ impl Config {
         if self.state.checkpoint_interval.as_millis() <= 0 {
             bad("state.checkpoint_interval", "must be positive".into());
         }
-        if self.kafka.delivery == crate::source::kafka_config::Delivery::ExactlyOnce
-            && self.state.dir.is_none()
-        {
-            bad(
-                "kafka.delivery",
-                "exactly-once needs a state directory (`[state] dir` or `run --state-dir`)".into(),
-            );
-        }
         for p in self.kafka.validate() {
             out.push(p);
         }
@@ -400,6 +392,22 @@ mod tests {
     fn defaults_run() {
         let c = Config::parse("", "t.toml").unwrap();
         assert_eq!(c.window.size.as_millis(), 300_000);
+    }
+
+    #[test]
+    fn delivery_and_state_settings() {
+        let ok = Config::parse(
+            "[kafka]\ndelivery = \"exactly-once\"\ntransactional_id = \"cp-1\"\n[state]\ndir = \"/var/lib/cp\"\ncheckpoint_interval = \"5s\"\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(ok.kafka.transactional_id(), "cp-1");
+        assert_eq!(ok.state.checkpoint_interval.as_millis(), 5000);
+        assert_eq!(Config::default().kafka.transactional_id(), "crisis-pulse-crisis-pulse");
+        let bad = Config::parse("[kafka]\ndelivery = \"twice\"\n", "t.toml").unwrap_err();
+        assert_eq!(bad.problems[0].key, "(syntax)");
+        let bad = Config::parse("[state]\ncheckpoint_interval = \"0s\"\n", "t.toml").unwrap_err();
+        assert_eq!(bad.problems[0].key, "state.checkpoint_interval");
     }
 
     #[test]

@@ -38,21 +38,78 @@ pub fn to_tps(positions: &Positions) -> HashMap<Tp, i64> {
         .collect()
 }
 
-/// Positions as a list of offsets to commit.
-pub fn to_tpl(positions: &Positions) -> anyhow::Result<TopicPartitionList> {
+/// Positions as a list of offsets to commit, each with the commit metadata `meta`.
+pub fn to_tpl(positions: &Positions, meta: Option<&str>) -> anyhow::Result<TopicPartitionList> {
     let mut tpl = TopicPartitionList::new();
     for ((t, p), o) in to_tps(positions) {
-        tpl.add_partition_offset(&t, p, Offset::Offset(o))?;
+        let mut e = tpl.add_partition(&t, p);
+        e.set_offset(Offset::Offset(o))?;
+        if let Some(m) = meta {
+            e.set_metadata(m);
+        }
     }
     Ok(tpl)
 }
 
+/// The commit metadata naming checkpoint `seq` (exactly-once mode).
+pub fn metadata(seq: u64) -> String {
+    format!("crisis-pulse-checkpoint:{seq}")
+}
+
+fn parse_metadata(m: &str) -> Option<u64> {
+    m.strip_prefix("crisis-pulse-checkpoint:")?.parse().ok()
+}
+
+/// What an exactly-once start does with the checkpoints of its state directory.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Choice {
+    /// Resume from checkpoint `seq`; delete the (newer) checkpoints in `remove`.
+    Resume { seq: u64, remove: Vec<u64> },
+    /// Nothing was ever committed: delete every checkpoint and start fresh.
+    Fresh,
+    /// The broker and the directory disagree in a way no restart can mend alone.
+    Refuse(String),
+}
+
+/// The exactly-once rule, pure: `seqs` are the checkpoints on disk, `committed` the group's
+/// committed offset and metadata of every partition they cover. The checkpoint to resume is
+/// the one the newest committed transaction names; every newer one was written for a
+/// transaction that never committed.
+pub fn choose(seqs: &[u64], committed: &[(Option<i64>, String)]) -> Choice {
+    let named = committed.iter().filter_map(|(_, m)| parse_metadata(m)).max();
+    let any_offset = committed.iter().any(|(o, _)| o.is_some());
+    match named {
+        None if any_offset => Choice::Refuse(
+            "the group has committed offsets but none names a checkpoint".to_string(),
+        ),
+        None => Choice::Fresh,
+        Some(seq) if seqs.contains(&seq) => Choice::Resume {
+            seq,
+            remove: seqs.iter().copied().filter(|&s| s > seq).collect(),
+        },
+        Some(seq) => Choice::Refuse(format!(
+            "the committed offsets name checkpoint {seq}, which is not on disk"
+        )),
+    }
+}
+
+/// The sequence number of a checkpoint file (`checkpoint-<seq>.cps`).
+pub fn seq_of(path: &Path) -> Option<u64> {
+    path.file_name()?
+        .to_str()?
+        .strip_prefix("checkpoint-")?
+        .strip_suffix(".cps")?
+        .parse()
+        .ok()
+}
+
 /// Exactly-once start-up. A checkpoint is written *before* the transaction that commits
 /// its positions as the group's offsets, so after a crash the newest checkpoint may be one
-/// whose transaction never committed. The state to resume is the newest checkpoint whose
-/// positions equal the committed offsets; newer ones are deleted (their outputs were
-/// aborted, and they would otherwise shadow the right one). No checkpoint and no
-/// committed offset: a fresh start.
+/// whose transaction never committed. Every transaction commits the offsets of all assigned
+/// partitions with the metadata `crisis-pulse-checkpoint:<seq>`: the state to resume is the
+/// checkpoint the committed metadata names (windows can close on an idle stream without any
+/// offset moving, so equal positions would not be enough). Newer checkpoints belong to
+/// aborted transactions and are deleted. No checkpoint and no committed offset: a fresh start.
 pub fn resume_committed(
     p: &mut Pipeline,
     dir: &Path,
@@ -67,57 +124,69 @@ pub fn resume_committed(
         tracing::info!(dir = %dir.display(), "no checkpoint yet, starting fresh");
         return Ok(Positions::new());
     }
-    let timeout = Duration::from_secs(30);
-    let mut stale = Vec::new();
-    let mut any_committed = false;
-    for (_, path) in files.iter().rev() {
+    // Every partition any checkpoint covers: the committed metadata of each.
+    let mut ask = TopicPartitionList::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut decoded = Vec::new();
+    for (seq, path) in files.iter().rev() {
         let bytes = std::fs::read(path)?;
-        let cp = match state::decode(path, &bytes) {
-            Ok(cp) => cp,
+        match state::decode(path, &bytes) {
+            Ok(cp) => {
+                for (t, part) in to_tps(&cp.positions).into_keys() {
+                    if seen.insert((t.clone(), part)) {
+                        ask.add_partition(&t, part);
+                    }
+                }
+                decoded.push((*seq, path.clone(), Some(cp)));
+            }
             Err(e @ (StateError::Corrupt { .. } | StateError::NotACheckpoint { .. })) => {
-                tracing::warn!(path = %path.display(), error = %e, "skipping an unusable checkpoint");
-                stale.push(path.clone());
-                continue;
+                tracing::warn!(path = %path.display(), error = %e, "unusable checkpoint");
+                decoded.push((*seq, path.clone(), None));
             }
             Err(e) => return Err(e.into()),
-        };
-        let tps = to_tps(&cp.positions);
-        let mut ask = TopicPartitionList::new();
-        for (t, part) in tps.keys() {
-            ask.add_partition(t, *part);
         }
-        let committed: HashMap<Tp, i64> = consumer
-            .committed_offsets(ask, timeout)?
-            .elements()
-            .iter()
-            .filter_map(|e| match e.offset() {
-                Offset::Offset(o) => Some(((Arc::from(e.topic()), e.partition()), o)),
+    }
+    let committed = consumer.committed_offsets(ask, Duration::from_secs(30))?;
+    let answers: Vec<(Option<i64>, String)> = committed
+        .elements()
+        .iter()
+        .map(|e| {
+            let o = match e.offset() {
+                Offset::Offset(o) => Some(o),
                 _ => None,
-            })
-            .collect();
-        any_committed |= !committed.is_empty();
-        if tps.iter().all(|(tp, o)| committed.get(tp) == Some(o)) {
-            for s in &stale {
-                tracing::warn!(path = %s.display(), "removing a checkpoint whose transaction did not commit");
-                std::fs::remove_file(s)?;
-            }
-            let positions = p.restore(cp)?;
-            tracing::info!(path = %path.display(), "state restored from the checkpoint the committed offsets agree with");
-            return Ok(positions);
+            };
+            (o, e.metadata().to_string())
+        })
+        .collect();
+    let seqs: Vec<u64> = decoded.iter().map(|(s, _, _)| *s).collect();
+    let choice = choose(&seqs, &answers);
+    let (keep, remove) = match choice {
+        Choice::Fresh => (None, seqs.clone()),
+        Choice::Resume { seq, remove } => (Some(seq), remove),
+        Choice::Refuse(why) => anyhow::bail!("{why} (state directory {}); pass --reset-state to start fresh", dir.display()),
+    };
+    let mut chosen = None;
+    for (s, path, cp) in decoded {
+        if remove.contains(&s) {
+            tracing::warn!(path = %path.display(), "removing a checkpoint whose transaction did not commit");
+            std::fs::remove_file(&path)?;
+        } else if Some(s) == keep {
+            chosen = Some((path, cp));
         }
-        stale.push(path.clone());
     }
-    anyhow::ensure!(
-        !any_committed,
-        "no checkpoint in {} agrees with the group's committed offsets; pass --reset-state to start fresh",
-        dir.display()
-    );
-    // Nothing was ever committed: every checkpoint belongs to aborted transactions.
-    for s in &stale {
-        std::fs::remove_file(s)?;
-    }
-    tracing::info!(dir = %dir.display(), "no transaction ever committed; starting fresh");
-    Ok(Positions::new())
+    let Some(seq) = keep else {
+        tracing::info!(dir = %dir.display(), "no transaction ever committed; starting fresh");
+        return Ok(Positions::new());
+    };
+    let Some((path, Some(cp))) = chosen else {
+        anyhow::bail!(
+            "the committed offsets name checkpoint {seq}, which {} does not hold intact; pass --reset-state to start fresh",
+            dir.display()
+        );
+    };
+    let positions = p.restore(cp)?;
+    tracing::info!(path = %path.display(), "state restored from the checkpoint of the last committed transaction");
+    Ok(positions)
 }
 
 #[cfg(test)]
@@ -131,5 +200,48 @@ mod tests {
         assert_eq!(parse_key("file"), None);
         assert_eq!(parse_key("/3"), None);
         assert_eq!(parse_key("t/x"), None);
+    }
+
+    fn named(o: i64, seq: u64) -> (Option<i64>, String) {
+        (Some(o), metadata(seq))
+    }
+
+    #[test]
+    fn exactly_once_resumes_from_the_checkpoint_the_last_transaction_names() {
+        // Crash after writing checkpoint 8, before its transaction committed: 7 it is.
+        assert_eq!(
+            choose(&[7, 8], &[named(100, 7), named(40, 7)]),
+            Choice::Resume { seq: 7, remove: vec![8] }
+        );
+        // Crash after the commit: the newest.
+        assert_eq!(
+            choose(&[7, 8], &[named(120, 8), named(40, 8)]),
+            Choice::Resume { seq: 8, remove: vec![] }
+        );
+        // Partitions last committed in different transactions: the newest names the state.
+        assert_eq!(
+            choose(&[7, 8], &[named(120, 8), named(40, 7)]),
+            Choice::Resume { seq: 8, remove: vec![] }
+        );
+        // Never committed: every checkpoint belongs to aborted transactions.
+        assert_eq!(choose(&[1, 2], &[(None, String::new())]), Choice::Fresh);
+        assert_eq!(choose(&[1], &[]), Choice::Fresh);
+    }
+
+    #[test]
+    fn exactly_once_refuses_what_it_cannot_mend() {
+        // Offsets committed by something else (e.g. the at-least-once mode) over this state.
+        assert!(matches!(choose(&[3], &[(Some(5), String::new())]), Choice::Refuse(_)));
+        // The named checkpoint was deleted or never written here (another instance's dir).
+        assert!(matches!(choose(&[3, 4], &[named(5, 9)]), Choice::Refuse(_)));
+    }
+
+    #[test]
+    fn metadata_and_file_names_name_the_checkpoint() {
+        assert_eq!(parse_metadata(&metadata(42)), Some(42));
+        assert_eq!(parse_metadata(""), None);
+        assert_eq!(parse_metadata("crisis-pulse-checkpoint:x"), None);
+        assert_eq!(seq_of(Path::new("/s/checkpoint-000000000007.cps")), Some(7));
+        assert_eq!(seq_of(Path::new("/s/.checkpoint-000000000007.cps.tmp")), None);
     }
 }

@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use prometheus::IntCounter;
@@ -66,6 +66,8 @@ pub struct Worker {
     checkpoint_every: Duration,
     /// Positions of the newest checkpoint (kept for partitions no longer assigned).
     positions: Positions,
+    /// Checkpoints postponed in a row (broker unreachable).
+    postponed: u64,
 }
 
 impl Worker {
@@ -89,17 +91,12 @@ impl Worker {
             ),
         };
         let sink = Arc::new(KafkaSink::new(&cfg.kafka, metrics.clone())?);
-        let ctx = ServiceContext {
-            metrics: metrics.clone(),
-            offsets: Arc::new(Mutex::new(OffsetTracker::default())),
+        let ctx = ServiceContext::new(
+            metrics.clone(),
             sink,
-            changes: Mutex::new(Vec::new()),
-            highs: Mutex::new(HashMap::new()),
-            drain_timeout: Duration::from_millis(cfg.kafka.drain_timeout.as_millis().max(0) as u64),
+            Duration::from_millis(cfg.kafka.drain_timeout.as_millis().max(0) as u64),
             durability,
-            resume: Mutex::new(HashMap::new()),
-            after_revoke: AtomicBool::new(false),
-        };
+        );
         let consumer = kafka::consumer(&cfg.kafka, ctx)?;
         let mut positions = Positions::new();
         if let Some(dir) = &state_dir {
@@ -153,6 +150,7 @@ impl Worker {
                 cfg.state.checkpoint_interval.as_millis().max(1) as u64,
             ),
             positions,
+            postponed: 0,
         })
     }
 
@@ -225,7 +223,7 @@ impl Worker {
             if self.durability != Durability::Stateless
                 && last_checkpoint.elapsed() >= self.checkpoint_every
             {
-                self.checkpoint(consumer)?;
+                self.checkpoint(consumer, false)?;
                 last_checkpoint = Instant::now();
             }
         }
@@ -248,7 +246,11 @@ impl Worker {
     /// writes a checkpoint, then commits exactly the offsets the checkpoint covers (inside
     /// the transaction, in the exactly-once mode). A crash at any point leaves a
     /// checkpoint and committed offsets that agree (see `docs/state.md`).
-    fn checkpoint(&mut self, consumer: &BaseConsumer<ServiceContext>) -> anyhow::Result<()> {
+    fn checkpoint(
+        &mut self,
+        consumer: &BaseConsumer<ServiceContext>,
+        final_one: bool,
+    ) -> anyhow::Result<()> {
         let ctx = consumer.context();
         let Some(dir) = self.state_dir.clone() else {
             return Ok(());
@@ -258,17 +260,27 @@ impl Worker {
         let positions = self.current_positions(ctx);
         if self.durability == Durability::Checkpointed {
             // Crisis events of windows the checkpoint calls closed must be delivered first.
-            ctx.sink.flush(ctx.drain_timeout)?;
-            anyhow::ensure!(
-                ctx.sink.in_flight() == 0,
-                "{} outputs still undelivered after {:?}",
-                ctx.sink.in_flight(),
-                ctx.drain_timeout
-            );
+            // A broker that is away postpones the checkpoint; the producer keeps retrying.
+            let flushed = ctx.sink.flush(self.checkpoint_every.min(ctx.drain_timeout));
+            if flushed.is_err() || ctx.sink.in_flight() > 0 {
+                self.postponed += 1;
+                if self.postponed == 1 || self.postponed.is_multiple_of(20) {
+                    tracing::warn!(
+                        undelivered = ctx.sink.in_flight(),
+                        postponed = self.postponed,
+                        "checkpoint postponed: outputs not yet acknowledged by the broker"
+                    );
+                }
+                anyhow::ensure!(!final_one, "outputs still undelivered at shutdown ({} messages): the next start re-reads from the last checkpoint", ctx.sink.in_flight());
+                return Ok(());
+            }
+            self.postponed = 0;
         }
         let path = state::save(&dir, &self.p.checkpoint(positions.clone()))?;
-        // Commit only what this process consumed from partitions it still owns: a partition
-        // it has not read from yet already has a committed offset at least as far on.
+        // Commit what this process consumed from partitions it still owns: a partition it
+        // has not read from yet already has a committed offset at least as far on. With
+        // transactions, every assigned partition is in each commit, tagged with the
+        // checkpoint's sequence number (see `checkpoint::resume_committed`).
         let mut mine = Positions::new();
         if let Ok(o) = ctx.offsets.lock() {
             for ((t, p), next) in o.all_storable(None) {
@@ -277,18 +289,37 @@ impl Worker {
                 }
             }
         }
-        let tpl = checkpoint::to_tpl(&mine)?;
+        let meta = if self.durability == Durability::Transactional {
+            for (t, p) in &self.assigned {
+                let k = checkpoint::key(t, *p);
+                if let (false, Some(&at)) = (mine.contains_key(&k), positions.get(&k)) {
+                    mine.insert(k, at);
+                }
+            }
+            checkpoint::seq_of(&path).map(checkpoint::metadata)
+        } else {
+            None
+        };
+        let tpl = checkpoint::to_tpl(&mine, meta.as_deref())?;
         match self.durability {
             Durability::Transactional => {
-                let group = consumer
-                    .group_metadata()
-                    .ok_or_else(|| anyhow::anyhow!("no consumer group metadata"))?;
-                ctx.sink.commit(&tpl, &group)?;
+                if tpl.count() == 0 {
+                    ctx.sink.commit(None)?;
+                } else {
+                    let group = consumer
+                        .group_metadata()
+                        .ok_or_else(|| anyhow::anyhow!("no consumer group metadata"))?;
+                    ctx.sink.commit(Some((&tpl, &group)))?;
+                }
                 ctx.sink.begin()?;
             }
             _ => {
-                if tpl.count() > 0 {
-                    consumer.commit(&tpl, rdkafka::consumer::CommitMode::Sync)?;
+                // The checkpoint is saved: a failed commit only means a restart resumes from
+                // the checkpoint's positions (the further of the two), so warn and go on.
+                if tpl.count() > 0
+                    && let Err(e) = consumer.commit(&tpl, rdkafka::consumer::CommitMode::Sync)
+                {
+                    tracing::warn!(error = %e, "offset commit failed; the checkpoint holds the positions, retrying with the next one");
                 }
             }
         }
@@ -307,7 +338,7 @@ impl Worker {
     fn after_revoke(&mut self, consumer: &BaseConsumer<ServiceContext>) -> anyhow::Result<()> {
         match self.durability {
             Durability::Stateless => Ok(()),
-            Durability::Checkpointed => self.checkpoint(consumer),
+            Durability::Checkpointed => self.checkpoint(consumer, false),
             Durability::Transactional => {
                 let Some(dir) = self.state_dir.clone() else {
                     return Ok(());
@@ -343,7 +374,7 @@ impl Worker {
             self.advance(ctx)?;
             kafka::drain(consumer, ctx, None, true)?;
         } else {
-            self.checkpoint(consumer)?;
+            self.checkpoint(consumer, true)?;
         }
         kafka::close(consumer, ctx.drain_timeout);
         self.metrics.sync_stats(self.p.topics(), self.p.stats());

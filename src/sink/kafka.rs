@@ -18,7 +18,7 @@ use rdkafka::util::Timeout;
 use crate::event::{CrisisEvent, DecodeError};
 use crate::metrics::Metrics;
 use crate::pipeline::WindowReport;
-use crate::source::kafka_config::{Delivery, KafkaConfig};
+use crate::source::kafka_config::{Delivery as Guarantee, KafkaConfig};
 
 /// Longest a transactional call (init, commit, abort) may take.
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -170,7 +170,7 @@ impl KafkaSink {
         apply_properties(&mut c, k);
         c.set("enable.idempotence", "true")
             .set("message.timeout.ms", "0");
-        let transactional = k.delivery == Delivery::ExactlyOnce;
+        let transactional = k.delivery == Guarantee::ExactlyOnce;
         if transactional {
             // A transaction must finish within this; checkpoints are far more frequent.
             c.set("transactional.id", k.transactional_id())
@@ -225,11 +225,13 @@ impl KafkaSink {
     /// counts as consumed in one atomic step.
     pub fn commit(
         &self,
-        offsets: &rdkafka::TopicPartitionList,
-        group: &rdkafka::consumer::ConsumerGroupMetadata,
+        offsets: Option<(
+            &rdkafka::TopicPartitionList,
+            &rdkafka::consumer::ConsumerGroupMetadata,
+        )>,
     ) -> Result<(), SinkError> {
         let t = Timeout::After(TXN_TIMEOUT);
-        if offsets.count() > 0 {
+        if let Some((offsets, group)) = offsets {
             self.producer
                 .send_offsets_to_transaction(offsets, group, t)
                 .map_err(|source| SinkError::Transaction {

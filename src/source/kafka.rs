@@ -203,6 +203,25 @@ impl ClientContext for ServiceContext {
 }
 
 impl ServiceContext {
+    pub fn new(
+        metrics: Metrics,
+        sink: Arc<KafkaSink>,
+        drain_timeout: Duration,
+        durability: Durability,
+    ) -> Self {
+        ServiceContext {
+            metrics,
+            offsets: Arc::new(Mutex::new(OffsetTracker::default())),
+            sink,
+            changes: Mutex::new(Vec::new()),
+            highs: Mutex::new(HashMap::new()),
+            drain_timeout,
+            durability,
+            resume: Mutex::new(HashMap::new()),
+            after_revoke: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
     /// Starts newly assigned partitions where the restored checkpoint left off: at the
     /// checkpoint's position, or at the committed offset if the group got further (another
     /// instance consumed the partition since).
