@@ -67,6 +67,8 @@ impl Loader {
             .set("batch.num.messages", "10000")
             .set("queue.buffering.max.messages", "200000")
             .set("enable.idempotence", "true");
+        // Defaults above may be overridden by `kafka.properties`.
+        crate::sink::kafka::apply_properties(&mut c, k);
         Ok(Loader {
             producer: c.create_with_context(LoadContext::default())?,
         })

@@ -340,7 +340,7 @@ async fn input(
             timestamp_ms: r.time_ms,
         })
         .collect();
-    produce(brokers, &planned);
+    produce_unbatched(brokers, &planned);
     (topics, planned, end)
 }
 
