@@ -104,7 +104,15 @@ impl Profile {
     fn learn(&mut self, slot: &Slot, x: f64, alpha: f64, rates: &Rates, seasonal: bool) {
         let season = self.season(slot, seasonal);
         let deseason = self.remove(x, season);
-        self.level += alpha * (deseason - self.level);
+        // Counts: a window teaches the level in proportion to its expected share (the Poisson
+        // estimate of a multiplicative level is a ratio of sums). Dividing a night-time count
+        // by a small hour factor would otherwise turn 3 complaints at 03:00 into a tripled level.
+        let weight = if self.mult {
+            season.clamp(0.0, 1.0)
+        } else {
+            1.0
+        };
+        self.level += alpha * weight * (deseason - self.level);
         if !seasonal {
             return;
         }
@@ -115,7 +123,9 @@ impl Profile {
         let dow = self.dow[slot.d];
         let hod_target = self.remove(self.remove(x, dow), self.level);
         for (h, w) in [(slot.h0, 1.0 - slot.w), (slot.h1, slot.w)] {
-            let rate = (w * rates.hod).max(w / (f64::from(self.hod_n[h]) + 1.0));
+            // The flat prior counts as one window: with a short history one unusual day
+            // moves an hour's factor halfway, not all the way.
+            let rate = (w * rates.hod).max(w / (f64::from(self.hod_n[h]) + 2.0));
             self.hod[h] += rate * (hod_target - self.hod[h]);
             if w >= 0.5 {
                 self.hod_n[h] = self.hod_n[h].saturating_add(1);
@@ -222,6 +232,11 @@ impl Baseline {
             abs_w: 0.0,
             swing: 0.0,
         }
+    }
+
+    /// Length of one window.
+    pub fn window_ms(&self) -> i64 {
+        self.window_ms
     }
 
     /// Windows learned so far.

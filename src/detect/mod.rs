@@ -8,6 +8,7 @@
 
 mod config;
 mod likelihood;
+mod scan;
 mod series;
 pub mod stats;
 
@@ -18,7 +19,7 @@ pub use config::{DetectConfig, Params, Sensitivity};
 use series::{Observation, SeriesDetector};
 
 /// Goes into every crisis event; bump it when scores or lifecycle rules change.
-pub const DETECTOR_VERSION: &str = "cp-detect-1.0";
+pub const DETECTOR_VERSION: &str = "cp-detect-1.1";
 
 /// Where a series stands after a window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,6 +66,12 @@ pub struct Assessment {
     pub upper: f64,
     /// p-value of the window before FDR adjustment.
     pub p_value: f64,
+    /// Upward and downward tail probabilities before FDR adjustment (the likelier of the two,
+    /// or twice the smaller for continuous values, is `p_value`).
+    pub p_up: f64,
+    pub p_down: f64,
+    /// Residual in units of the robust spread (median-like forecast, mean absolute error).
+    pub robust_z: f64,
     /// Anomaly score in [0, 1]; 0.5 is exactly the preset's evidence to open a crisis (after
     /// FDR control and guards), higher is stronger. 0 during warm-up.
     pub score: f64,
