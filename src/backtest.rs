@@ -205,7 +205,7 @@ mod tests {
         let text = std::fs::read_to_string(&output)?;
         assert_eq!(text.lines().count(), 601);
         for line in text.lines().skip(1) {
-            let score: f64 = line.rsplit(',').next().unwrap_or("x").parse()?;
+            let score: f64 = line.split(',').nth(2).unwrap_or("x").parse()?;
             assert!((0.0..=1.0).contains(&score));
         }
         Ok(())

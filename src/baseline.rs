@@ -19,6 +19,8 @@ const DAY_MS: i64 = 24 * HOUR_MS;
 const EPOCH_WEEKDAY: i64 = 3;
 /// Continuous values: deviations below this fraction of the series' typical swing are noise.
 const SWING_FLOOR: f64 = 0.05;
+/// Least weight a sparse count window has on the level.
+const SPARSE_WEIGHT_FLOOR: f64 = 0.05;
 
 /// How fast each part of the baseline learns.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -101,17 +103,18 @@ impl Profile {
         self.combine(self.level, self.season(slot, seasonal))
     }
 
-    fn learn(&mut self, slot: &Slot, x: f64, alpha: f64, rates: &Rates, seasonal: bool) {
+    /// `weight` scales what this window teaches the level (see [`Baseline::learn`]).
+    fn learn(
+        &mut self,
+        slot: &Slot,
+        x: f64,
+        alpha: f64,
+        weight: f64,
+        rates: &Rates,
+        seasonal: bool,
+    ) {
         let season = self.season(slot, seasonal);
         let deseason = self.remove(x, season);
-        // Counts: a window teaches the level in proportion to its expected share (the Poisson
-        // estimate of a multiplicative level is a ratio of sums). Dividing a night-time count
-        // by a small hour factor would otherwise turn 3 complaints at 03:00 into a tripled level.
-        let weight = if self.mult {
-            season.clamp(0.0, 1.0)
-        } else {
-            1.0
-        };
         self.level += alpha * weight * (deseason - self.level);
         if !seasonal {
             return;
@@ -123,9 +126,7 @@ impl Profile {
         let dow = self.dow[slot.d];
         let hod_target = self.remove(self.remove(x, dow), self.level);
         for (h, w) in [(slot.h0, 1.0 - slot.w), (slot.h1, slot.w)] {
-            // The flat prior counts as one window: with a short history one unusual day
-            // moves an hour's factor halfway, not all the way.
-            let rate = (w * rates.hod).max(w / (f64::from(self.hod_n[h]) + 2.0));
+            let rate = (w * rates.hod).max(w / (f64::from(self.hod_n[h]) + 1.0));
             self.hod[h] += rate * (hod_target - self.hod[h]);
             if w >= 0.5 {
                 self.hod_n[h] = self.hod_n[h].saturating_add(1);
@@ -324,9 +325,21 @@ impl Baseline {
             self.abs_w = spread * self.abs_w + 1.0;
             self.swing = spread * self.swing + (x - self.cont.level).abs();
         }
+        // Sparse counts: a window expected to hold less than one count teaches the level in
+        // proportion to its expected count (the Poisson estimate of a multiplicative level is a
+        // ratio of sums). Dividing a night-time count by a small hour factor would otherwise
+        // turn 3 complaints at 03:00 into a tripled level. Floored so a collapsed level recovers;
+        // the first windows always teach fully.
+        let weight = if self.n < 8 {
+            1.0
+        } else {
+            self.count
+                .forecast(&slot, self.seasonal)
+                .clamp(SPARSE_WEIGHT_FLOOR, 1.0)
+        };
         self.count
-            .learn(&slot, x.max(0.0), alpha, rates, self.seasonal);
-        self.cont.learn(&slot, x, alpha, rates, self.seasonal);
+            .learn(&slot, x.max(0.0), alpha, weight, rates, self.seasonal);
+        self.cont.learn(&slot, x, alpha, 1.0, rates, self.seasonal);
         self.n += 1;
         self.first_ms.get_or_insert(t_ms);
         self.last_ms = Some(t_ms);

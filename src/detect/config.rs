@@ -114,6 +114,8 @@ pub struct Params {
     pub use_likelihood: bool,
     /// Counts: also test the sum of the last 2, 4 and 8 windows (see `scan.rs`).
     pub scan: bool,
+    /// Decay per window of the record score that `onset_score` must beat (half-life 3.5 days).
+    pub onset_record_decay: f64,
     pub short_alpha: f64,
     pub long_alpha: f64,
     pub lik_scale: f64,
@@ -155,6 +157,7 @@ impl Params {
             record_decay: 0.5f64.powf(1.0 / f64::from(windows_per(48 * hour))),
             use_likelihood: false,
             scan: true,
+            onset_record_decay: 0.5f64.powf(1.0 / f64::from(windows_per(84 * hour))),
             short_alpha: 0.5,
             long_alpha: 1.0 / f64::from(windows_per(7 * 24 * hour)),
             lik_scale: 2.0,

@@ -66,6 +66,9 @@ pub struct SeriesDetector {
     /// Recent windows for the multi-window scan (counts).
     #[serde(default)]
     scan: Scan,
+    /// Decayed record of this series' score, for onset marking.
+    #[serde(default)]
+    score_record: f64,
 }
 
 impl SeriesDetector {
@@ -87,6 +90,7 @@ impl SeriesDetector {
             likelihood: Likelihood::new(),
             record: 0.0,
             scan: Scan::default(),
+            score_record: 0.0,
         }
     }
 
@@ -310,6 +314,13 @@ impl SeriesDetector {
                 };
             }
         }
+        // Onset marking: a score that does not beat the series' own decayed record score is the
+        // continuation of something already seen (a wave's later windows, the n-th spike of a
+        // spiky series), not an onset.
+        if score <= self.score_record {
+            onset_score = onset_score.min(0.2 * score);
+        }
+        self.score_record = (self.score_record * p.onset_record_decay).max(score);
         let in_crisis = self.state == SeriesState::Crisis;
         // The window that opened a crisis was cleared from the scan with the ones before it.
         if !matches!(transition, Some(Transition::Opened { .. })) {
