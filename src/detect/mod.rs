@@ -1,8 +1,10 @@
 //! (window count, baseline) -> expected, significance, score, crisis lifecycle. Pure.
 //!
 //! Per series: a seasonal baseline ([`crate::baseline`]), a negative-binomial tail probability
-//! for counts (Student-t on the standardised residual for continuous values), a CUSUM for slow
-//! ramps, minimum-count and minimum-ratio guards, and a lifecycle with hysteresis and cooldown.
+//! for counts (Student-t on the standardised residual for continuous values), a scan over the
+//! last 2/4/8 windows for counts too sparse to be significant one window at a time, a CUSUM for
+//! slow ramps, minimum-count and minimum-ratio guards, a lifecycle with hysteresis and cooldown,
+//! and an onset score that marks only what beats the series' own recent record.
 //! Across series: Benjamini-Hochberg false-discovery-rate control each window.
 //! See `docs/detection.md` for the model and its measured quality.
 
