@@ -4,6 +4,7 @@
 # all files and on realTweets, at the corpus-optimised threshold and at the shipped one (0.5).
 #
 #   scripts/nab.sh [NAB_DIR] [SCORER]
+#   CRISIS_PULSE_BIN=path/to/crisis-pulse scripts/nab.sh   # score with a given build, skip cargo
 #   defaults: the first of ../shared and ../../shared (relative to the repository root) that
 #   holds nab/ (a clone next to shared/, or a worktree one level deeper)
 set -euo pipefail
@@ -16,8 +17,12 @@ shipped=0.5
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 
-cargo build --release --quiet --manifest-path "$root/Cargo.toml"
-"$root/target/release/crisis-pulse" backtest --series-dir "$nab/data" --output-dir "$out/results"
+bin="${CRISIS_PULSE_BIN:-}"
+if [ -z "$bin" ]; then
+  cargo build --release --quiet --manifest-path "$root/Cargo.toml"
+  bin="${CARGO_TARGET_DIR:-$root/target}/release/crisis-pulse"
+fi
+"$bin" backtest --series-dir "$nab/data" --output-dir "$out/results" >/dev/null
 
 score() { # glob, threshold-args... -> "std | fp | fn"
   local glob="$1"; shift

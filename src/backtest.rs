@@ -1,6 +1,7 @@
 //! Backtest: scores a NAB-format series (`timestamp,value`) with the service's own baseline and
-//! detector, writing `timestamp,value,anomaly_score`. One series is one topic, one row one
-//! window; the window length is the median spacing of the first rows.
+//! detector, writing `timestamp,value,anomaly_score` and, for diagnosis, the detector's
+//! expected value, tail probabilities, robust residual, raw score and state. One series is one
+//! topic, one row one window; the window length is the median spacing of the first rows.
 //!
 //! The score is the detector's `onset_score`: high at the window a crisis opens, scaled down
 //! while it stays open or cools down, because NAB rewards marking the onset and counts every
@@ -105,18 +106,38 @@ pub fn run_file(input: &Path, output: &Path, cfg: &DetectConfig) -> Result<(), B
         std::fs::create_dir_all(dir).map_err(io)?;
     }
     let mut w = BufWriter::new(File::create(output).map_err(io)?);
-    writeln!(w, "timestamp,value,anomaly_score").map_err(io)?;
+    writeln!(
+        w,
+        "timestamp,value,anomaly_score,expected,p_up,p_down,robust_z,score,state"
+    )
+    .map_err(io)?;
     let mut det = Detector::new(cfg, infer_window_ms(&rows));
     let mut out = Vec::with_capacity(1);
     for r in &rows {
         det.assess(r.t_ms, &[r.x], &mut out);
-        let score = out.first().map_or(0.0, |a| a.onset_score);
-        let score = if score.is_finite() {
-            score.clamp(0.0, 1.0)
+        let Some(a) = out.first() else {
+            // Unreachable (one series in, one assessment out), but a row is owed either way.
+            writeln!(w, "{},{},0,,,,,,", r.timestamp, r.value).map_err(io)?;
+            continue;
+        };
+        let score = if a.onset_score.is_finite() {
+            a.onset_score.clamp(0.0, 1.0)
         } else {
             0.0
         };
-        writeln!(w, "{},{},{score:.6}", r.timestamp, r.value).map_err(io)?;
+        writeln!(
+            w,
+            "{},{},{score:.6},{:.4},{:.3e},{:.3e},{:.3},{:.6},{}",
+            r.timestamp,
+            r.value,
+            a.expected,
+            a.p_up,
+            a.p_down,
+            a.robust_z,
+            a.score,
+            a.state.as_str()
+        )
+        .map_err(io)?;
     }
     w.flush().map_err(io)
 }
@@ -184,7 +205,7 @@ mod tests {
         let text = std::fs::read_to_string(&output)?;
         assert_eq!(text.lines().count(), 601);
         for line in text.lines().skip(1) {
-            let score: f64 = line.rsplit(',').next().unwrap_or("x").parse()?;
+            let score: f64 = line.split(',').nth(2).unwrap_or("x").parse()?;
             assert!((0.0..=1.0).contains(&score));
         }
         Ok(())

@@ -19,6 +19,8 @@ const DAY_MS: i64 = 24 * HOUR_MS;
 const EPOCH_WEEKDAY: i64 = 3;
 /// Continuous values: deviations below this fraction of the series' typical swing are noise.
 const SWING_FLOOR: f64 = 0.05;
+/// Least weight a sparse count window has on the level.
+const SPARSE_WEIGHT_FLOOR: f64 = 0.05;
 
 /// How fast each part of the baseline learns.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -101,10 +103,19 @@ impl Profile {
         self.combine(self.level, self.season(slot, seasonal))
     }
 
-    fn learn(&mut self, slot: &Slot, x: f64, alpha: f64, rates: &Rates, seasonal: bool) {
+    /// `weight` scales what this window teaches the level (see [`Baseline::learn`]).
+    fn learn(
+        &mut self,
+        slot: &Slot,
+        x: f64,
+        alpha: f64,
+        weight: f64,
+        rates: &Rates,
+        seasonal: bool,
+    ) {
         let season = self.season(slot, seasonal);
         let deseason = self.remove(x, season);
-        self.level += alpha * (deseason - self.level);
+        self.level += alpha * weight * (deseason - self.level);
         if !seasonal {
             return;
         }
@@ -224,6 +235,11 @@ impl Baseline {
         }
     }
 
+    /// Length of one window.
+    pub fn window_ms(&self) -> i64 {
+        self.window_ms
+    }
+
     /// Windows learned so far.
     pub fn windows(&self) -> u64 {
         self.n
@@ -309,9 +325,21 @@ impl Baseline {
             self.abs_w = spread * self.abs_w + 1.0;
             self.swing = spread * self.swing + (x - self.cont.level).abs();
         }
+        // Sparse counts: a window expected to hold less than one count teaches the level in
+        // proportion to its expected count (the Poisson estimate of a multiplicative level is a
+        // ratio of sums). Dividing a night-time count by a small hour factor would otherwise
+        // turn 3 complaints at 03:00 into a tripled level. Floored so a collapsed level recovers;
+        // the first windows always teach fully.
+        let weight = if self.n < 8 {
+            1.0
+        } else {
+            self.count
+                .forecast(&slot, self.seasonal)
+                .clamp(SPARSE_WEIGHT_FLOOR, 1.0)
+        };
         self.count
-            .learn(&slot, x.max(0.0), alpha, rates, self.seasonal);
-        self.cont.learn(&slot, x, alpha, rates, self.seasonal);
+            .learn(&slot, x.max(0.0), alpha, weight, rates, self.seasonal);
+        self.cont.learn(&slot, x, alpha, 1.0, rates, self.seasonal);
         self.n += 1;
         self.first_ms.get_or_insert(t_ms);
         self.last_ms = Some(t_ms);

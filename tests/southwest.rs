@@ -74,10 +74,9 @@ fn ms(s: &str) -> i64 {
     event::parse_timestamp(s).expect(s)
 }
 
-/// Replays Southwest's tweets and returns the crises opened.
-fn southwest_opened() -> Vec<crisis_pulse::event::CrisisEvent> {
-    let (file, n) = airline_ndjson("Southwest");
-    assert!(n > 2300, "expected ~2,400 unique Southwest tweets, got {n}");
+/// Replays one airline's tweets and returns the crises opened.
+fn opened(airline: &str) -> Vec<crisis_pulse::event::CrisisEvent> {
+    let (file, n) = airline_ndjson(airline);
     let cfg_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/airline.toml");
     let cfg = Config::load(&cfg_path).unwrap_or_else(|e| panic!("{e}"));
     let mut sink: Vec<u8> = Vec::new();
@@ -96,12 +95,18 @@ fn southwest_opened() -> Vec<crisis_pulse::event::CrisisEvent> {
         summary.accepted as usize, n,
         "every tweet is a valid contact event"
     );
-
-    let opened: Vec<_> = summary
+    summary
         .crises
         .into_iter()
         .filter(|c| c.state == CrisisState::Opened)
-        .collect();
+        .collect()
+}
+
+/// Replays Southwest's tweets and returns the crises opened.
+fn southwest_opened() -> Vec<crisis_pulse::event::CrisisEvent> {
+    let (_, n) = airline_ndjson("Southwest");
+    assert!(n > 2300, "expected ~2,400 unique Southwest tweets, got {n}");
+    let opened = opened("Southwest");
     for c in &opened {
         eprintln!(
             "opened {} at {} (observed {} vs {:.1})",
@@ -112,9 +117,11 @@ fn southwest_opened() -> Vec<crisis_pulse::event::CrisisEvent> {
 }
 
 /// The acceptance criterion of the core-engine issue. NOT MET YET: with 1-hour windows the
-/// Southwest complaint counts per topic are 3-8 an hour, the classifier finds about half of the
-/// negative tweets, and the baseline learns the 2015-02-17 Nashville storm as normal, so the
-/// detector stays below its opening evidence. Kept as a visible ignored test, not deleted.
+/// classified Southwest complaints per topic are 2-8 an hour; with four days of history, one of
+/// them the 2015-02-17 storm, the hour-of-day shape and the overdispersion of such sparse series
+/// are poorly known (the NB upper bound at an expected 2 is ~9), so neither one window nor the
+/// 2/4/8-window scan reaches the opening evidence. Kept as a visible ignored test, not deleted;
+/// `cargo run --example airline_bursts` prints what opens per hand-found burst.
 #[test]
 #[ignore = "not met yet: no crisis opens on Southwest 2015-02-21 (see docs/detection.md)"]
 fn southwest_crisis_of_2015_02_21_is_found() {

@@ -112,6 +112,10 @@ pub struct Params {
     /// whether it gates opening, the weight of the newest window in the short surprise average,
     /// the long-run learning rate, and the factor that maps its evidence onto the tail's scale.
     pub use_likelihood: bool,
+    /// Counts: also test the sum of the last 2, 4 and 8 windows (see `scan.rs`).
+    pub scan: bool,
+    /// Decay per window of the record score that `onset_score` must beat (half-life 3.5 days).
+    pub onset_record_decay: f64,
     pub short_alpha: f64,
     pub long_alpha: f64,
     pub lik_scale: f64,
@@ -152,6 +156,8 @@ impl Params {
             record_factor: 0.7,
             record_decay: 0.5f64.powf(1.0 / f64::from(windows_per(48 * hour))),
             use_likelihood: false,
+            scan: true,
+            onset_record_decay: 0.5f64.powf(1.0 / f64::from(windows_per(84 * hour))),
             short_alpha: 0.5,
             long_alpha: 1.0 / f64::from(windows_per(7 * 24 * hour)),
             lik_scale: 2.0,

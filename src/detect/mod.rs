@@ -1,13 +1,16 @@
 //! (window count, baseline) -> expected, significance, score, crisis lifecycle. Pure.
 //!
 //! Per series: a seasonal baseline ([`crate::baseline`]), a negative-binomial tail probability
-//! for counts (Student-t on the standardised residual for continuous values), a CUSUM for slow
-//! ramps, minimum-count and minimum-ratio guards, and a lifecycle with hysteresis and cooldown.
+//! for counts (Student-t on the standardised residual for continuous values), a scan over the
+//! last 2/4/8 windows for counts too sparse to be significant one window at a time, a CUSUM for
+//! slow ramps, minimum-count and minimum-ratio guards, a lifecycle with hysteresis and cooldown,
+//! and an onset score that marks only what beats the series' own recent record.
 //! Across series: Benjamini-Hochberg false-discovery-rate control each window.
 //! See `docs/detection.md` for the model and its measured quality.
 
 mod config;
 mod likelihood;
+mod scan;
 mod series;
 pub mod stats;
 
@@ -18,7 +21,7 @@ pub use config::{DetectConfig, Params, Sensitivity};
 use series::{Observation, SeriesDetector};
 
 /// Goes into every crisis event; bump it when scores or lifecycle rules change.
-pub const DETECTOR_VERSION: &str = "cp-detect-1.0";
+pub const DETECTOR_VERSION: &str = "cp-detect-1.1";
 
 /// Where a series stands after a window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,6 +68,12 @@ pub struct Assessment {
     pub upper: f64,
     /// p-value of the window before FDR adjustment.
     pub p_value: f64,
+    /// Upward and downward tail probabilities before FDR adjustment (the likelier of the two,
+    /// or twice the smaller for continuous values, is `p_value`).
+    pub p_up: f64,
+    pub p_down: f64,
+    /// Residual in units of the robust spread (median-like forecast, mean absolute error).
+    pub robust_z: f64,
     /// Anomaly score in [0, 1]; 0.5 is exactly the preset's evidence to open a crisis (after
     /// FDR control and guards), higher is stronger. 0 during warm-up.
     pub score: f64,

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::Params;
 use super::likelihood::Likelihood;
+use super::scan::{Scan, ScanResult};
 use super::stats::{nb_lower, nb_upper, t_upper};
 use super::{Assessment, SeriesState, Transition};
 use crate::baseline::{Baseline, Forecast};
@@ -33,7 +34,12 @@ pub struct Observation {
     pub dir: Direction,
     pub ratio: f64,
     pub z: f64,
+    pub robust_z: f64,
     pub warm: bool,
+    /// The scan over recent windows, and whether it (rather than this window alone) carries
+    /// the upward evidence.
+    pub scan: ScanResult,
+    pub by_scan: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -57,6 +63,12 @@ pub struct SeriesDetector {
     /// Decayed record surprise of this series.
     #[serde(default)]
     record: f64,
+    /// Recent windows for the multi-window scan (counts).
+    #[serde(default)]
+    scan: Scan,
+    /// Decayed record of this series' score, for onset marking.
+    #[serde(default)]
+    score_record: f64,
 }
 
 impl SeriesDetector {
@@ -77,6 +89,8 @@ impl SeriesDetector {
             dropped: 0,
             likelihood: Likelihood::new(),
             record: 0.0,
+            scan: Scan::default(),
+            score_record: 0.0,
         }
     }
 
@@ -92,10 +106,16 @@ impl SeriesDetector {
         } else {
             x / f.mean.abs().max(1e-9)
         };
+        let scan = self.scan.test(x, &f, p);
+        let mut by_scan = false;
         let (p_up, p_down, pv, dir) = if f.counts {
             let mut up = nb_upper(x, f.mean.max(0.5), f.phi);
             if p.robust_counts && f.mean >= p.robust_min_mean {
                 up = up.max(t_upper((x - f.robust_mean) / f.robust_sd, p.t_df));
+            }
+            if scan.p < up {
+                up = scan.p;
+                by_scan = true;
             }
             let down = if ratio <= p.drop_ratio && f.mean >= p.min_count {
                 nb_lower(x, f.mean, f.phi)
@@ -126,7 +146,10 @@ impl SeriesDetector {
             dir,
             ratio: if ratio.is_finite() { ratio } else { 0.0 },
             z,
+            robust_z: ((x - f.robust_mean) / f.robust_sd.max(1e-12)).clamp(-1e6, 1e6),
             warm,
+            scan,
+            by_scan,
         }
     }
 
@@ -137,8 +160,14 @@ impl SeriesDetector {
         }
         match o.dir {
             Direction::Up => {
-                let r = ((o.ratio - 1.0) / (p.min_ratio - 1.0).max(1e-9)).clamp(0.0, 1.0);
-                let c = (o.x / p.min_count.max(1e-9)).clamp(0.0, 1.0);
+                // A scan is guarded on its sums: 6 complaints over 4 windows pass `min_count`.
+                let (ratio, x) = if o.by_scan {
+                    (o.scan.ratio(), o.scan.observed)
+                } else {
+                    (o.ratio, o.x)
+                };
+                let r = ((ratio - 1.0) / (p.min_ratio - 1.0).max(1e-9)).clamp(0.0, 1.0);
+                let c = (x / p.min_count.max(1e-9)).clamp(0.0, 1.0);
                 r.min(c)
             }
             Direction::Down => {
@@ -254,7 +283,13 @@ impl SeriesDetector {
             if o.warm && e >= need {
                 self.state = SeriesState::Crisis;
                 self.dir = o.dir;
-                self.onset_ms = if ramp { self.cusum_start_ms } else { t_ms };
+                self.onset_ms = if ramp {
+                    self.cusum_start_ms
+                } else if o.by_scan && o.dir == Direction::Up {
+                    t_ms - (o.scan.k as i64 - 1) * self.baseline.window_ms()
+                } else {
+                    t_ms
+                };
                 self.severity = Self::severity(o, o.dir);
                 self.peak = o.x;
                 self.windows = 1;
@@ -262,6 +297,7 @@ impl SeriesDetector {
                 self.cusum_up = 0.0;
                 self.cusum_down = 0.0;
                 self.likelihood.reset_short();
+                self.scan.clear();
                 transition = Some(Transition::Opened {
                     onset_ms: self.onset_ms,
                 });
@@ -278,7 +314,18 @@ impl SeriesDetector {
                 };
             }
         }
+        // Onset marking: a score that does not beat the series' own decayed record score is the
+        // continuation of something already seen (a wave's later windows, the n-th spike of a
+        // spiky series), not an onset.
+        if score <= self.score_record {
+            onset_score = onset_score.min(0.2 * score);
+        }
+        self.score_record = (self.score_record * p.onset_record_decay).max(score);
         let in_crisis = self.state == SeriesState::Crisis;
+        // The window that opened a crisis was cleared from the scan with the ones before it.
+        if !matches!(transition, Some(Transition::Opened { .. })) {
+            self.scan.push(o.x, &o.f);
+        }
         self.baseline.note_raw(o.x);
         if !in_crisis || self.windows > p.adapt_windows {
             self.learn(t_ms, o, p);
@@ -289,6 +336,9 @@ impl SeriesDetector {
             expected: o.f.mean,
             upper: o.f.mean + upper_z(p.open_p) * o.f.sd,
             p_value: o.p,
+            p_up: o.p_up,
+            p_down: o.p_down,
+            robust_z: o.robust_z,
             score,
             onset_score,
             ratio: o.ratio,
@@ -333,17 +383,27 @@ impl SeriesDetector {
     }
 
     fn learn(&mut self, t_ms: i64, o: &Observation, p: &Params) {
-        // Early on the spread is unknown: clip only gross outliers.
-        let c = if o.warm {
-            p.winsor_sd
-        } else {
-            2.0 * p.winsor_sd
+        // During warm-up the detector cannot flag anything, so what the baseline learns must
+        // protect itself: counts are clipped on the Poisson scale (the overdispersion is not
+        // known yet and a burst in the first day would inflate it and its own clip), so a storm
+        // in the first day does not become the hour-of-day shape. Continuous values have no
+        // such scale: early on they clip only gross outliers.
+        let (c, sd) = match (o.f.counts, o.warm) {
+            (true, true) => (p.winsor_sd, o.f.sd.max(1.0)),
+            (true, false) => (p.winsor_sd, o.f.mean.max(0.0).sqrt().max(1.0)),
+            (false, true) => (p.winsor_sd, o.f.sd),
+            (false, false) => (2.0 * p.winsor_sd, o.f.sd),
         };
-        let sd = if o.f.counts { o.f.sd.max(1.0) } else { o.f.sd };
         let (x, spread_x) = if self.baseline.windows() < 8 {
             (o.x, o.x)
         } else {
-            let cs = p.spread_winsor_sd;
+            // A burst during warm-up must not teach the count model a dispersion that then
+            // hides the next one: clip the spread on the same Poisson scale, more loosely.
+            let cs = if o.f.counts && !o.warm {
+                2.0 * p.winsor_sd
+            } else {
+                p.spread_winsor_sd
+            };
             (
                 o.x.clamp(o.f.mean - c * sd, o.f.mean + c * sd),
                 o.x.clamp(o.f.mean - cs * sd, o.f.mean + cs * sd),
