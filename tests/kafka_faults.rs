@@ -187,6 +187,7 @@ fn wait_for(what: &str, d: &Deployment, run: usize, child: &mut Child, timeout: 
 fn run_with_faults(
     d: &Deployment,
     total: i64,
+    end: i64,
     faults: usize,
     rng: &mut SmallRng,
     mut fault: impl FnMut(&mut Child, usize) -> bool,
@@ -211,8 +212,12 @@ fn run_with_faults(
     wait_for("the end of the input", d, run, &mut child, Duration::from_secs(300), || {
         newest(&d.state()).is_some_and(|(_, cp)| consumed(&cp) >= total)
     });
-    // Let the idle timeout close the last windows and a checkpoint record it.
-    std::thread::sleep(Duration::from_secs(4));
+    // Wait until the watermark has passed the end of the data (idle partitions stop holding
+    // it back; one whose offsets are not known yet holds it for up to a minute after its
+    // assignment) and a checkpoint records it.
+    wait_for("the watermark to pass the end of the data", d, run, &mut child, Duration::from_secs(180), || {
+        newest(&d.state()).is_some_and(|(_, cp)| cp.state.watermark_ms.is_some_and(|w| w >= end))
+    });
     let exit = sigterm(&mut child, Duration::from_secs(60))
         .unwrap_or_else(|| panic!("{}: no exit after SIGTERM:\n{}", d.name, d.tail(run)));
     assert!(exit.success(), "{}: exit {exit} after SIGTERM:\n{}", d.name, d.tail(run));
@@ -245,9 +250,9 @@ fn kill_9(child: &mut Child, _: usize) -> bool {
 }
 
 /// No fault: the uninterrupted reference run.
-fn run_clean(d: &Deployment, total: i64) -> Checkpoint {
+fn run_clean(d: &Deployment, total: i64, end: i64) -> Checkpoint {
     let mut rng = SmallRng::seed_from_u64(0);
-    run_with_faults(d, total, 0, &mut rng, kill_9).0
+    run_with_faults(d, total, end, 0, &mut rng, kill_9).0
 }
 
 fn seeded() -> SmallRng {
@@ -404,9 +409,9 @@ async fn kill_9_under_load_loses_nothing_at_least_once() {
     let total = planned.len() as i64;
 
     let clean = deployment("clean", &brokers, None, &topics, "at-least-once").await;
-    let clean_cp = run_clean(&clean, total);
+    let clean_cp = run_clean(&clean, total, end);
     let faulty = deployment("faulty", &brokers, None, &topics, "at-least-once").await;
-    let (faulty_cp, at_kill) = run_with_faults(&faulty, total, KILLS, &mut seeded(), kill_9);
+    let (faulty_cp, at_kill) = run_with_faults(&faulty, total, end, KILLS, &mut seeded(), kill_9);
     assert!(
         at_kill.iter().filter(|&&n| n > 0 && n < total).count() >= 2,
         "at least two kills landed mid-stream: {at_kill:?} of {total}"
@@ -441,9 +446,9 @@ async fn kill_9_under_load_in_the_exactly_once_mode() {
     let total = planned.len() as i64;
 
     let clean = deployment("clean-eos", &brokers, Some(&mock), &topics, "exactly-once").await;
-    let clean_cp = run_clean(&clean, total);
+    let clean_cp = run_clean(&clean, total, end);
     let faulty = deployment("faulty-eos", &brokers, Some(&mock), &topics, "exactly-once").await;
-    let (faulty_cp, at_kill) = run_with_faults(&faulty, total, KILLS, &mut seeded(), kill_9);
+    let (faulty_cp, at_kill) = run_with_faults(&faulty, total, end, KILLS, &mut seeded(), kill_9);
     assert!(
         at_kill.iter().filter(|&&n| n > 0 && n < total).count() >= 2,
         "at least two kills landed mid-stream: {at_kill:?} of {total}"
@@ -583,13 +588,13 @@ async fn broker_restart_while_running_loses_nothing() {
     let total = planned.len() as i64;
 
     let clean = deployment("clean-brk", &brokers, None, &topics, "at-least-once").await;
-    let clean_cp = run_clean(&clean, total);
+    let clean_cp = run_clean(&clean, total, end);
     let faulty = deployment("faulty-brk", &brokers, None, &topics, "at-least-once").await;
     // Fault 0: the broker restarts under the running service. Fault 1: the broker goes down,
     // then the service is asked to stop (SIGTERM) while it cannot reach it; the broker comes
     // back and the service is started again.
     let mut shutdown = None;
-    let (faulty_cp, at_fault) = run_with_faults(&faulty, total, 2, &mut seeded(), |child, i| {
+    let (faulty_cp, at_fault) = run_with_faults(&faulty, total, end, 2, &mut seeded(), |child, i| {
         broker.script("stop");
         if i == 0 {
             std::thread::sleep(Duration::from_secs(3));
