@@ -13,21 +13,24 @@ use unicode_normalization::char::{decompose_canonical, is_combining_mark};
 pub(crate) struct Word {
     /// Byte offset of the word's first byte in the folded buffer.
     pub start: u32,
-    /// Written in capitals (at least two letters, none lowercase).
+    /// Written in capitals: at least three capital letters, none lowercase. Two capitals are
+    /// mostly abbreviations and initials ("TX", "JT"), which lexicons may read as words
+    /// ("tx" = thanks) but which are not emphasis.
     pub caps: bool,
     /// First word after sentence punctuation (`.`, `!`, `?`, `;`, a line break ...).
     pub sentence_start: bool,
-    /// [`word_hash`] of the word's bytes, computed while folding: single words are looked up
-    /// by hash instead of growing the automaton.
+    /// [`word_hash`] of the word's bytes, computed while folding: the matcher walks a trie
+    /// of word hashes (`words.rs`).
     pub hash: u64,
 }
 
 /// Hash of a folded word (no padding spaces), eight bytes at a time (FxHash's mixing): most
-/// words take one multiplication.
-pub(crate) fn word_hash(word: &[u8]) -> u64 {
+/// words take two multiplications. The seed enters through a multiplication so that a
+/// different seed gives different collisions (see `words.rs`).
+pub(crate) fn word_hash(word: &[u8], seed: u64) -> u64 {
     const K: u64 = 0x517c_c1b7_2722_0a95;
     let mix = |h: u64, v: u64| (h.rotate_left(5) ^ v).wrapping_mul(K);
-    let mut h = word.len() as u64;
+    let mut h = mix(seed, word.len() as u64);
     let mut chunks = word.chunks_exact(8);
     for c in &mut chunks {
         if let Ok(a) = <[u8; 8]>::try_from(c) {
@@ -58,13 +61,6 @@ pub(crate) struct Folded {
 }
 
 impl Folded {
-    /// Index of the word that starts at byte `start`, if any.
-    pub fn word_at(&self, start: usize) -> Option<usize> {
-        self.words
-            .binary_search_by_key(&start, |w| w.start as usize)
-            .ok()
-    }
-
     /// Mixed case: capitals are emphasis only when the writer also uses lowercase.
     pub fn mixed_case(&self) -> bool {
         self.upper > 0 && self.lower > 0
@@ -90,6 +86,7 @@ enum Skip {
 
 struct Folder<'a> {
     out: &'a mut Folded,
+    seed: u64,
     in_word: bool,
     pending_break: bool,
     word_upper: u32,
@@ -120,13 +117,15 @@ impl Folder<'_> {
         if self.in_word {
             self.out.buf.push(b' ');
             if let Some(w) = self.out.words.last_mut() {
-                w.caps = self.word_upper >= 2 && self.word_lower == 0;
+                w.caps = self.word_upper >= 3 && self.word_lower == 0;
                 let start = w.start as usize;
+                super::tick(1 + (self.out.buf.len() - start) / 8);
                 w.hash = word_hash(
                     self.out
                         .buf
                         .get(start..self.out.buf.len() - 1)
                         .unwrap_or(&[]),
+                    self.seed,
                 );
             }
             self.in_word = false;
@@ -194,8 +193,9 @@ impl Folder<'_> {
     }
 }
 
-/// Folds `text` into `out` (cleared first). Allocation-free once `out` has grown.
-pub(crate) fn fold(text: &str, out: &mut Folded) {
+/// Folds `text` into `out` (cleared first), hashing words with `seed`. Allocation-free once
+/// `out` has grown.
+pub(crate) fn fold(text: &str, seed: u64, out: &mut Folded) {
     out.buf.clear();
     out.words.clear();
     out.exclamations = 0;
@@ -205,6 +205,7 @@ pub(crate) fn fold(text: &str, out: &mut Folded) {
     out.buf.push(b' ');
     let mut f = Folder {
         out,
+        seed,
         in_word: false,
         pending_break: false,
         word_upper: 0,
@@ -216,29 +217,51 @@ pub(crate) fn fold(text: &str, out: &mut Folded) {
     let bytes = text.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
-        // Fast path: most text is runs of lowercase ASCII letters and digits.
+        super::tick(1);
+        // Fast paths: most text is runs of ASCII letters and digits separated by spaces.
+        // (Inside a hashtag capitals split words, so they take the slow path.)
         if f.skip == Skip::No {
-            let (mut j, mut letters) = (i, 0);
+            let (mut j, mut lower, mut upper) = (i, 0, 0);
             while let Some(&b) = bytes.get(j) {
                 if b.is_ascii_lowercase() {
-                    letters += 1;
+                    lower += 1;
+                } else if b.is_ascii_uppercase() && !f.hashtag {
+                    upper += 1;
                 } else if !b.is_ascii_digit() {
                     break;
                 }
                 j += 1;
             }
             if j > i {
+                super::tick(j - i);
                 f.begin_word();
+                let at = f.out.buf.len();
                 f.out.buf.extend_from_slice(&bytes[i..j]);
-                f.word_lower += letters;
-                f.out.lower += letters;
-                f.prev_lower |= letters > 0;
+                if upper > 0 {
+                    f.out.buf[at..].make_ascii_lowercase();
+                }
+                f.word_lower += lower;
+                f.word_upper += upper;
+                f.out.lower += lower;
+                f.out.upper += upper;
+                // Only read inside a hashtag, where `upper` is 0.
+                f.prev_lower |= lower > 0;
                 i = j;
                 continue;
             }
+            if bytes[i] == b' ' {
+                f.end_word();
+                f.hashtag = false;
+                i += 1;
+                continue;
+            }
         }
-        let Some(c) = text.get(i..).and_then(|rest| rest.chars().next()) else {
-            break;
+        let c = match bytes[i] {
+            b if b.is_ascii() => char::from(b),
+            _ => match text.get(i..).and_then(|rest| rest.chars().next()) {
+                Some(c) => c,
+                None => break,
+            },
         };
         i += c.len_utf8();
         match f.skip {
@@ -250,9 +273,9 @@ pub(crate) fn fold(text: &str, out: &mut Folded) {
             let b = c as u8;
             match b {
                 b'a'..=b'z' => {
+                    f.push_ascii(b);
                     f.word_lower += 1;
                     f.out.lower += 1;
-                    f.push_ascii(b);
                     f.prev_lower = true;
                     continue;
                 }
@@ -260,9 +283,9 @@ pub(crate) fn fold(text: &str, out: &mut Folded) {
                     if f.hashtag && f.prev_lower {
                         f.end_word();
                     }
+                    f.push_ascii(b | 0x20);
                     f.word_upper += 1;
                     f.out.upper += 1;
-                    f.push_ascii(b | 0x20);
                     f.prev_lower = false;
                     continue;
                 }
@@ -306,6 +329,8 @@ pub(crate) fn fold(text: &str, out: &mut Folded) {
         };
         match class {
             Class::Word => {
+                // The word starts (and its counts reset) before its first letter counts.
+                f.begin_word();
                 if c.is_uppercase() {
                     f.word_upper += 1;
                     f.out.upper += 1;
@@ -334,7 +359,7 @@ pub(crate) fn fold(text: &str, out: &mut Folded) {
 pub(crate) fn fold_pattern(text: &str) -> Option<String> {
     let mut f = Folded::default();
     // Lexicons join multi-word entries with `_`.
-    fold(&text.replace('_', " "), &mut f);
+    fold(&text.replace('_', " "), 0, &mut f);
     if f.words.is_empty() {
         return None;
     }
@@ -347,7 +372,7 @@ mod tests {
 
     fn folded(t: &str) -> String {
         let mut f = Folded::default();
-        fold(t, &mut f);
+        fold(t, 0, &mut f);
         String::from_utf8(f.buf).expect("utf-8")
     }
 
@@ -372,15 +397,19 @@ mod tests {
     #[test]
     fn counts_signals() {
         let mut f = Folded::default();
-        fold("This is AWFUL. Really?! ok", &mut f);
+        fold("This is AWFUL. Really?! ok", 7, &mut f);
         assert_eq!((f.exclamations, f.questions), (1, 1));
         assert!(f.mixed_case());
         let caps: Vec<bool> = f.words.iter().map(|w| w.caps).collect();
         assert_eq!(caps, [false, false, true, false, false]);
         let starts: Vec<bool> = f.words.iter().map(|w| w.sentence_start).collect();
         assert_eq!(starts, [false, false, false, true, true]);
-        assert_eq!(f.word_at(1), Some(0));
-        assert_eq!(f.word_at(2), None);
-        assert_eq!(f.words[2].hash, word_hash(b"awful"));
+        let starts: Vec<u32> = f.words.iter().map(|w| w.start).collect();
+        assert_eq!(starts, [1, 6, 9, 15, 22]);
+        assert_eq!(f.words[2].hash, word_hash(b"awful", 7));
+        // Capitals: three letters or more, every letter counted (the first one too).
+        fold("JT Ok ÉSTE #ItISN BAD", 0, &mut f);
+        let caps: Vec<bool> = f.words.iter().map(|w| w.caps).collect();
+        assert_eq!(caps, [false, false, true, false, true, true]);
     }
 }
