@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::lexicon::{ALL, EN, ES};
 use super::normalize::Folded;
-use super::taxonomy::{Entry, Kind};
+use super::taxonomy::Entry;
 
 /// Complaint detection settings (`[complaint]`).
 #[derive(Debug, Clone, Deserialize)]
@@ -143,10 +143,7 @@ pub(crate) fn score(
     for h in hits {
         let e = &entries[h.entry as usize];
         let (start, end) = (h.word, h.word + e.words.max(1) - 1);
-        let cue = e
-            .phrases
-            .iter()
-            .any(|p| p.kind == Kind::Cue && p.lang & lang != 0);
+        let cue = e.cue & lang != 0;
         let mut v = valence(e, lang);
         if cue {
             v = v.min(-(cfg.cue_weight as f32));

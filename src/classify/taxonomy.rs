@@ -42,6 +42,8 @@ pub(crate) struct Entry {
     pub contrast: u8,
     /// Languages the pattern hints at (function words).
     pub hint: u8,
+    /// Languages in which the pattern is some topic's cue (from `phrases`).
+    pub cue: u8,
     pub phrases: Vec<PhraseRef>,
 }
 
@@ -126,6 +128,13 @@ impl Table {
                     }
                 }
             }
+        }
+        for e in &mut t.entries {
+            e.cue = e
+                .phrases
+                .iter()
+                .filter(|p| p.kind == Kind::Cue)
+                .fold(0, |m, p| m | p.lang);
         }
         Ok(t)
     }

@@ -166,10 +166,25 @@ impl WordTrie {
         let (a, b) = self.spans[entry as usize];
         let pattern = &self.bytes[a as usize..b as usize];
         let at = start as usize - 1;
-        text.buf.get(at..at + pattern.len()) == Some(pattern)
+        text.buf
+            .get(at..at + pattern.len())
+            .is_some_and(|t| same_bytes(t, pattern))
     }
 
     pub fn memory_usage(&self) -> usize {
         self.slots.len() * std::mem::size_of::<Slot>() + self.bytes.len() + self.spans.len() * 8
     }
+}
+
+/// `a == b` for slices of equal length, eight bytes at a time: patterns are short, and a
+/// `memcmp` call costs more than the comparison.
+#[inline(always)]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let (mut x, mut y) = (a.chunks_exact(8), b.chunks_exact(8));
+    for (p, q) in (&mut x).zip(&mut y) {
+        if p != q {
+            return false;
+        }
+    }
+    x.remainder().iter().zip(y.remainder()).all(|(p, q)| p == q)
 }
