@@ -161,7 +161,7 @@ impl Folder<'_> {
     fn run(&mut self, v: u64) -> usize {
         let ascii = !v & HIGH;
         let v7 = v & !HIGH;
-        let letters = in_range(v7 | ONES * 0x20, b'a', b'z') & ascii;
+        let letters = in_range(v7 | (ONES * 0x20), b'a', b'z') & ascii;
         // Bit 5 clear: a capital; moved up to bit 7 to line up with the masks.
         let upper = letters & !(v7 << 2);
         let lower = letters & !upper;
@@ -173,7 +173,11 @@ impl Folder<'_> {
         if n == 0 {
             return 0;
         }
-        let keep = if n == 8 { u64::MAX } else { (1u64 << (8 * n)) - 1 };
+        let keep = if n == 8 {
+            u64::MAX
+        } else {
+            (1u64 << (8 * n)) - 1
+        };
         let folded = (v | ((upper & take) >> 2)) & keep;
         let (upper, lower) = (upper & take & keep, lower & keep);
         if !self.in_word {
@@ -214,7 +218,10 @@ impl Folder<'_> {
                     mix(self.hash, len as u64)
                 } else {
                     super::tick(1 + len / 8);
-                    word_hash(self.out.buf.get(start..start + len).unwrap_or(&[]), self.seed)
+                    word_hash(
+                        self.out.buf.get(start..start + len).unwrap_or(&[]),
+                        self.seed,
+                    )
                 };
             }
             self.in_word = false;
@@ -477,7 +484,12 @@ mod tests {
             for w in &f.words {
                 let start = w.start as usize;
                 let end = start + f.buf[start..].iter().position(|&b| b == b' ').unwrap_or(0);
-                assert_eq!(w.hash, word_hash(&f.buf[start..end], seed), "{:?}", &f.buf[start..end]);
+                assert_eq!(
+                    w.hash,
+                    word_hash(&f.buf[start..end], seed),
+                    "{:?}",
+                    &f.buf[start..end]
+                );
             }
         }
     }

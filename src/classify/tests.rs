@@ -342,7 +342,10 @@ fn cost_is_linear_in_text_length() {
         let (huge_work, huge_out) = work(c, &huge, None);
         // Linear: four times the text, four times the work (plus a constant per event).
         let ratio = huge_work as f64 / big_work as f64;
-        assert!((3.98..=4.02).contains(&ratio), "{unit:?}: x4 text, x{ratio:.3} work");
+        assert!(
+            (3.98..=4.02).contains(&ratio),
+            "{unit:?}: x4 text, x{ratio:.3} work"
+        );
         // ... and no more work per byte on megabytes than on one short text.
         let per_byte = |w: u64, t: &str| w as f64 / t.len() as f64;
         assert!(
@@ -352,7 +355,10 @@ fn cost_is_linear_in_text_length() {
             per_byte(small_work, unit),
         );
         // Repeating a text does not change what it is about.
-        assert_eq!((&big_out.topic, &huge_out.topic), (&small.topic, &small.topic));
+        assert_eq!(
+            (&big_out.topic, &huge_out.topic),
+            (&small.topic, &small.topic)
+        );
         assert_eq!(big_out.complaint, huge_out.complaint);
         assert_eq!(big_out.terms, small.terms);
     }
