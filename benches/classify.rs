@@ -1,5 +1,6 @@
-//! Classification throughput on realistic contact texts (~200 bytes, English and Spanish,
-//! with and without a language tag), on the demo taxonomy and the airline taxonomy.
+//! Classification throughput on realistic contact texts (144 bytes on average, English and
+//! Spanish, with and without a language tag; and the same joined in pairs, 288 bytes on
+//! average, the size of the pipeline bench's events), on the demo and airline taxonomies.
 //!
 //! `cargo bench --bench classify`; criterion reports elements (events) per second.
 
@@ -70,23 +71,33 @@ fn bench(c: &mut Criterion) {
             }
         })
     });
+    // The pipeline's events carry ~290-byte texts: the same texts joined in pairs.
+    let long: Vec<(&str, String)> = (0..TEXTS.len())
+        .map(|i| {
+            let ((lang, a), (_, b)) = (TEXTS[i], TEXTS[(i + 1) % TEXTS.len()]);
+            (lang, format!("{a} {b}"))
+        })
+        .collect();
+    let short: Vec<(&str, String)> = TEXTS.iter().map(|&(l, t)| (l, t.to_string())).collect();
     for (name, toml) in taxonomies {
         let cls = classifier(toml, name);
         let mut scratch = Scratch::default();
         let mut out = Classification::default();
-        group.bench_function(name, |b| {
-            b.iter(|| {
-                for (lang, text) in TEXTS {
-                    let input = ClassifyInput {
-                        text: Some(text),
-                        language: (!lang.is_empty()).then_some(*lang),
-                        ..ClassifyInput::default()
-                    };
-                    cls.classify(black_box(&input), &mut scratch, &mut out);
-                    black_box(&out);
-                }
-            })
-        });
+        for (suffix, texts) in [("", &short), ("_290B", &long)] {
+            group.bench_function(format!("{name}{suffix}"), |b| {
+                b.iter(|| {
+                    for (lang, text) in texts {
+                        let input = ClassifyInput {
+                            text: Some(text),
+                            language: (!lang.is_empty()).then_some(*lang),
+                            ..ClassifyInput::default()
+                        };
+                        cls.classify(black_box(&input), &mut scratch, &mut out);
+                        black_box(&out);
+                    }
+                })
+            });
+        }
     }
     group.finish();
 }

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::lexicon::{ALL, EN, ES};
 use super::normalize::Folded;
-use super::taxonomy::{Entry, Kind};
+use super::taxonomy::Entry;
 
 /// Complaint detection settings (`[complaint]`).
 #[derive(Debug, Clone, Deserialize)]
@@ -97,6 +97,7 @@ pub(crate) fn scoring_lang(event: u8, entries: &[Entry], hits: &[Hit]) -> u8 {
         return event;
     }
     let (mut en, mut es) = (0u32, 0u32);
+    super::tick(hits.len());
     for h in hits {
         let hint = entries[h.entry as usize].hint;
         en += u32::from(hint & EN != 0);
@@ -118,7 +119,9 @@ fn valence(e: &Entry, lang: u8) -> f32 {
     }
 }
 
-/// Compound score in -1..+1; negative means complaint-like.
+/// Compound score in -1..+1; negative means complaint-like. `hits` are in text order (by
+/// start word, then by length), as the matcher reports them; one pass over them and one over
+/// the words keeps the cost linear however long the text.
 pub(crate) fn score(
     cfg: &ComplaintConfig,
     entries: &[Entry],
@@ -128,6 +131,7 @@ pub(crate) fn score(
     s: &mut ScoreScratch,
 ) -> f64 {
     let n = text.words.len();
+    super::tick(n);
     s.negator.clear();
     s.negator.resize(n, false);
     s.boost.clear();
@@ -135,13 +139,11 @@ pub(crate) fn score(
     s.polar.clear();
     let mut contrast = None;
     let booster_lang = if lang == ES { 1 } else { 0 };
+    super::tick(hits.len());
     for h in hits {
         let e = &entries[h.entry as usize];
         let (start, end) = (h.word, h.word + e.words.max(1) - 1);
-        let cue = e
-            .phrases
-            .iter()
-            .any(|p| p.kind == Kind::Cue && p.lang & lang != 0);
+        let cue = e.cue & lang != 0;
         let mut v = valence(e, lang);
         if cue {
             v = v.min(-(cfg.cue_weight as f32));
@@ -166,33 +168,55 @@ pub(crate) fn score(
         }
     }
     let mixed = text.mixed_case();
+    let scope = cfg.negation_scope as usize;
+    // One scan of the words before the spans: the last sentence start and the last negator
+    // before the current span.
+    let (mut cursor, mut sentence, mut negator) = (0usize, 0usize, None::<usize>);
+    // The furthest end of the spans that start before the current one.
+    let mut reach_before: Option<u32> = None;
+    let mut group = (u32::MAX, None::<u32>);
     let mut sum = 0.0f32;
+    debug_assert!(
+        s.polar
+            .windows(2)
+            .all(|w| (w[0].start, w[0].end) < (w[1].start, w[1].end))
+    );
+    super::tick(s.polar.len());
     for (i, p) in s.polar.iter().enumerate() {
-        let covered = s.polar.iter().enumerate().any(|(j, q)| {
-            j != i
-                && q.start <= p.start
-                && p.end <= q.end
-                && (q.end - q.start > p.end - p.start || j < i)
-        });
-        if covered {
+        if p.start != group.0 {
+            reach_before = reach_before.max(group.1);
+            group = (p.start, None);
+        }
+        group.1 = group.1.max(Some(p.end));
+        // Counted once, inside a longer span: by one that starts earlier and reaches as far,
+        // or by a longer one from the same word (the next ones, spans being sorted by length).
+        let longer_same_start = s.polar.get(i + 1).is_some_and(|q| q.start == p.start);
+        if reach_before.is_some_and(|r| r >= p.end) || longer_same_start {
             continue;
         }
+        let start = p.start as usize;
+        super::tick(start.saturating_sub(cursor));
+        while cursor < start {
+            if text.words[cursor].sentence_start {
+                sentence = cursor;
+            }
+            if s.negator[cursor] {
+                negator = Some(cursor);
+            }
+            cursor += 1;
+        }
+        // Negators and boosters count from the span's sentence start on.
+        let from = if text.words[start].sentence_start {
+            start
+        } else {
+            sentence
+        };
+        let negated = negator.is_some_and(|w| w >= from && start - w <= scope);
         let sign = p.valence.signum();
         let mut v = p.valence;
-        let start = p.start as usize;
-        // Walk back over the words before the span, stopping at a sentence start.
-        let mut negated = false;
-        for back in 1..=cfg.negation_scope.max(3) as usize {
-            if back > start || text.words[start + 1 - back].sentence_start {
-                break;
-            }
-            let w = start - back;
-            if back <= 3 {
-                v += sign * s.boost[w] * BOOST_DECAY[back - 1];
-            }
-            if back <= cfg.negation_scope as usize && s.negator[w] {
-                negated = true;
-            }
+        // Boosters one to three words before, in the same sentence.
+        for back in 1..=3usize.min(start - from) {
+            v += sign * s.boost[start - back] * BOOST_DECAY[back - 1];
         }
         if mixed && text.words[start].caps {
             v += sign * C_INCR;

@@ -1,10 +1,10 @@
 //! Raw text -> (topic, complaint?, terms). Pure: no I/O, no clocks, no async.
 //!
-//! One pass folds the text (lowercase, no diacritics, words split by single spaces); one
-//! Aho-Corasick pass over the folded text finds every topic phrase, lexicon word, negator and
-//! booster at once (overlapping matches, so "not bad" yields "not" and "bad"). The rest works
-//! on the few hits: topic by weighted phrase count, complaint by a VADER-style score.
-//! See `docs/classification.md`.
+//! One pass folds the text (lowercase, no diacritics, words split by single spaces) and hashes
+//! its words; one pass over the words walks a trie of word hashes that holds every topic
+//! phrase, lexicon word, negator and booster (all matches, so "not bad" yields "not" and
+//! "bad"). The rest works on the few hits: topic by weighted phrase count, complaint by a
+//! VADER-style score. Every step is linear in the text. See `docs/classification.md`.
 
 mod complaint;
 mod lexicon;
@@ -12,8 +12,8 @@ mod normalize;
 mod taxonomy;
 #[cfg(test)]
 mod tests;
+mod words;
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use thiserror::Error;
@@ -24,6 +24,16 @@ use complaint::{Hit, ScoreScratch};
 use lexicon::{ALL, EN, ES};
 use normalize::Folded;
 use taxonomy::{Kind, Table};
+use words::WordTrie;
+
+/// Counts loop iterations on the per-event path, in test builds only: the linear-cost test
+/// (`tests.rs`) checks that the count grows in proportion to the text. Every loop whose trip
+/// count depends on the input calls this.
+#[inline(always)]
+fn tick(_n: usize) {
+    #[cfg(test)]
+    tests::WORK.with(|w| w.set(w.get() + _n as u64));
+}
 
 /// Name of the catch-all topic; always the last topic id.
 pub const OTHER_TOPIC: &str = "other";
@@ -87,13 +97,15 @@ pub struct Scratch {
     hits: Vec<Hit>,
     topic_score: Vec<u32>,
     excluded: Vec<bool>,
+    /// Bit set of term ids already in `Classification::terms`.
+    term_seen: Vec<u64>,
     score: ScoreScratch,
 }
 
 pub struct Classifier {
     topics: Vec<String>,
     table: Table,
-    automaton: AhoCorasick,
+    matcher: WordTrie,
     complaint: ComplaintConfig,
 }
 
@@ -102,8 +114,7 @@ impl std::fmt::Debug for Classifier {
         f.debug_struct("Classifier")
             .field("topics", &self.topics)
             .field("patterns", &self.table.patterns.len())
-            .field("automaton_patterns", &self.table.automaton.len())
-            .field("automaton_bytes", &self.automaton.memory_usage())
+            .field("matcher_bytes", &self.matcher.memory_usage())
             .finish()
     }
 }
@@ -135,19 +146,11 @@ impl Classifier {
         }
         names.push(OTHER_TOPIC.to_string());
         let table = Table::build(topics)?;
-        // A DFA: the pattern set is fixed at start-up and lookups are the hot path.
-        let automaton = AhoCorasick::builder()
-            .match_kind(MatchKind::Standard)
-            .kind(Some(AhoCorasickKind::DFA))
-            // Every pattern starts with a space, so a start-byte prefilter would stop at
-            // every word: pure overhead.
-            .prefilter(false)
-            .build(table.automaton.iter().map(|&i| &table.patterns[i as usize]))
-            .map_err(|e| ClassifyError::Invalid(format!("automaton: {e}")))?;
+        let matcher = WordTrie::build(&table.patterns);
         Ok(Classifier {
             topics: names,
             table,
-            automaton,
+            matcher,
             complaint: complaint.clone(),
         })
     }
@@ -202,44 +205,11 @@ impl Classifier {
         self.complaint_score(event_lang(language), scratch)
     }
 
-    /// Folds the text, runs the automaton once (keeping hits that stay within a sentence) and
-    /// looks up each word's hash in the word map.
+    /// Folds the text and finds every pattern occurrence within a sentence, in text order.
     fn find(&self, text: &str, s: &mut Scratch) {
-        normalize::fold(text, &mut s.text);
+        normalize::fold(text, self.matcher.seed, &mut s.text);
         s.hits.clear();
-        let folded = &s.text;
-        for m in self.automaton.find_overlapping_iter(&folded.buf) {
-            let entry = self.table.automaton[m.pattern().as_usize()] as usize;
-            let Some(word) = folded.word_at(m.start() + 1) else {
-                continue;
-            };
-            let words = self.table.entries[entry].words as usize;
-            let last = (word + words).min(folded.words.len());
-            if folded.words[word + 1..last]
-                .iter()
-                .any(|w| w.sentence_start)
-            {
-                continue;
-            }
-            s.hits.push(Hit {
-                entry: entry as u32,
-                word: word as u32,
-            });
-        }
-        for (i, w) in folded.words.iter().enumerate() {
-            let Some(&entry) = self.table.words.get(&w.hash) else {
-                continue;
-            };
-            // A hash collision must not invent a word: compare the padded bytes.
-            let pattern = self.table.patterns[entry as usize].as_bytes();
-            let at = (w.start as usize).saturating_sub(1);
-            if folded.buf.get(at..at + pattern.len()) == Some(pattern) {
-                s.hits.push(Hit {
-                    entry,
-                    word: i as u32,
-                });
-            }
-        }
+        self.matcher.find_all(&s.text, &mut s.hits);
     }
 
     /// Highest total phrase length (in words) wins: "damaged bag" beats "bag". Ties go to the
@@ -250,6 +220,7 @@ impl Classifier {
         s.topic_score.resize(n, 0);
         s.excluded.clear();
         s.excluded.resize(n, false);
+        tick(s.hits.len() + n);
         for h in &s.hits {
             let e = &self.table.entries[h.entry as usize];
             for p in e.phrases.iter().filter(|p| p.lang & lang != 0) {
@@ -269,16 +240,19 @@ impl Classifier {
         TopicId(best.1 as u16)
     }
 
-    fn collect_terms(&self, topic: TopicId, lang: u8, s: &Scratch, out: &mut Classification) {
+    fn collect_terms(&self, topic: TopicId, lang: u8, s: &mut Scratch, out: &mut Classification) {
+        s.term_seen.clear();
+        s.term_seen.resize(self.table.terms.len().div_ceil(64), 0);
+        tick(s.hits.len() + s.term_seen.len());
         for h in &s.hits {
             let e = &self.table.entries[h.entry as usize];
             for p in &e.phrases {
-                if p.topic == topic.0
-                    && p.kind != Kind::Exclude
-                    && p.lang & lang != 0
-                    && !out.terms.contains(&p.term)
-                {
-                    out.terms.push(p.term);
+                if p.topic == topic.0 && p.kind != Kind::Exclude && p.lang & lang != 0 {
+                    let (word, bit) = (p.term as usize / 64, 1u64 << (p.term % 64));
+                    if s.term_seen[word] & bit == 0 {
+                        s.term_seen[word] |= bit;
+                        out.terms.push(p.term);
+                    }
                 }
             }
         }

@@ -13,36 +13,68 @@ use unicode_normalization::char::{decompose_canonical, is_combining_mark};
 pub(crate) struct Word {
     /// Byte offset of the word's first byte in the folded buffer.
     pub start: u32,
-    /// Written in capitals (at least two letters, none lowercase).
+    /// Written in capitals: at least three capital letters, none lowercase. Two capitals are
+    /// mostly abbreviations and initials ("TX", "JT"), which lexicons may read as words
+    /// ("tx" = thanks) but which are not emphasis.
     pub caps: bool,
     /// First word after sentence punctuation (`.`, `!`, `?`, `;`, a line break ...).
     pub sentence_start: bool,
-    /// [`word_hash`] of the word's bytes, computed while folding: single words are looked up
-    /// by hash instead of growing the automaton.
+    /// [`word_hash`] of the word's bytes, computed while folding: the matcher walks a trie
+    /// of word hashes (`words.rs`).
     pub hash: u64,
 }
 
-/// Hash of a folded word (no padding spaces), eight bytes at a time (FxHash's mixing): most
-/// words take one multiplication.
-pub(crate) fn word_hash(word: &[u8]) -> u64 {
-    const K: u64 = 0x517c_c1b7_2722_0a95;
-    let mix = |h: u64, v: u64| (h.rotate_left(5) ^ v).wrapping_mul(K);
-    let mut h = word.len() as u64;
+/// FxHash's mixing step.
+#[inline(always)]
+fn mix(h: u64, v: u64) -> u64 {
+    (h.rotate_left(5) ^ v).wrapping_mul(0x517c_c1b7_2722_0a95)
+}
+
+/// Hash of a folded word (no padding spaces): its bytes eight at a time (the last group
+/// zero-padded), then its length. The fold computes the same value from the registers it
+/// lowercases in (`Folder::run`). The seed enters through a multiplication, so that another
+/// seed gives other collisions (see `words.rs`).
+pub(crate) fn word_hash(word: &[u8], seed: u64) -> u64 {
+    let mut h = mix(seed, 0);
     let mut chunks = word.chunks_exact(8);
     for c in &mut chunks {
-        if let Ok(a) = <[u8; 8]>::try_from(c) {
-            h = mix(h, u64::from_le_bytes(a));
-        }
+        let mut a = [0u8; 8];
+        a.copy_from_slice(c);
+        h = mix(h, u64::from_le_bytes(a));
     }
     let tail = chunks.remainder();
     if !tail.is_empty() {
-        let v = tail
-            .iter()
-            .enumerate()
-            .fold(0u64, |v, (k, &b)| v | u64::from(b) << (8 * k));
-        h = mix(h, v);
+        let mut a = [0u8; 8];
+        a[..tail.len()].copy_from_slice(tail);
+        h = mix(h, u64::from_le_bytes(a));
     }
-    h
+    mix(h, word.len() as u64)
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// 0x80 in each byte of `v` that lies in `lo..=hi`; `v`'s bytes must be below 0x80, so the
+/// additions cannot carry from one byte into the next.
+#[inline(always)]
+fn in_range(v: u64, lo: u8, hi: u8) -> u64 {
+    let above_hi = v + ONES * u64::from(0x7f - hi);
+    let from_lo = v + ONES * u64::from(0x80 - lo);
+    !above_hi & from_lo & HIGH
+}
+
+/// Eight bytes of `bytes` from `i`, zero-padded past the end (a zero byte ends any run).
+#[inline(always)]
+fn load8(bytes: &[u8], i: usize) -> u64 {
+    let mut a = [0u8; 8];
+    match bytes.get(i..i + 8) {
+        Some(s) => a.copy_from_slice(s),
+        None => {
+            let tail = bytes.get(i..).unwrap_or(&[]);
+            a[..tail.len()].copy_from_slice(tail);
+        }
+    }
+    u64::from_le_bytes(a)
 }
 
 /// The folded text and what was counted while folding. Reused across events.
@@ -53,18 +85,13 @@ pub(crate) struct Folded {
     pub words: Vec<Word>,
     pub exclamations: u32,
     pub questions: u32,
+    /// Capital letters.
     pub upper: u32,
+    /// Nonzero if there is any lowercase letter (counted by runs, not letters).
     pub lower: u32,
 }
 
 impl Folded {
-    /// Index of the word that starts at byte `start`, if any.
-    pub fn word_at(&self, start: usize) -> Option<usize> {
-        self.words
-            .binary_search_by_key(&start, |w| w.start as usize)
-            .ok()
-    }
-
     /// Mixed case: capitals are emphasis only when the writer also uses lowercase.
     pub fn mixed_case(&self) -> bool {
         self.upper > 0 && self.lower > 0
@@ -90,6 +117,14 @@ enum Skip {
 
 struct Folder<'a> {
     out: &'a mut Folded,
+    seed: u64,
+    /// Running [`word_hash`] of the current word, valid while `hash_ok`: the word so far came
+    /// from `run`s only, whose eight-byte groups line up with the word's.
+    hash: u64,
+    hash_ok: bool,
+    /// The current word's length so far is a multiple of eight (a `run` may continue the
+    /// running hash).
+    aligned: bool,
     in_word: bool,
     pending_break: bool,
     word_upper: u32,
@@ -114,20 +149,80 @@ impl Folder<'_> {
             self.word_upper = 0;
             self.word_lower = 0;
         }
+        // Any byte added other than by `run` breaks the running hash.
+        self.hash_ok = false;
+        self.aligned = false;
+    }
+
+    /// Appends the ASCII letters and digits at the start of the eight bytes `v` (lowercased)
+    /// and returns how many there were; capitals are not taken inside a hashtag, where they
+    /// start a new word. Eight bytes per step: most words take one.
+    #[inline(always)]
+    fn run(&mut self, v: u64) -> usize {
+        let ascii = !v & HIGH;
+        let v7 = v & !HIGH;
+        let letters = in_range(v7 | (ONES * 0x20), b'a', b'z') & ascii;
+        // Bit 5 clear: a capital; moved up to bit 7 to line up with the masks.
+        let upper = letters & !(v7 << 2);
+        let lower = letters & !upper;
+        let mut take = lower | (in_range(v7, b'0', b'9') & ascii);
+        if !self.hashtag {
+            take |= upper;
+        }
+        let n = ((!take & HIGH).trailing_zeros() / 8) as usize;
+        if n == 0 {
+            return 0;
+        }
+        let keep = if n == 8 {
+            u64::MAX
+        } else {
+            (1u64 << (8 * n)) - 1
+        };
+        let folded = (v | ((upper & take) >> 2)) & keep;
+        let (upper, lower) = (upper & take & keep, lower & keep);
+        if !self.in_word {
+            self.begin_word();
+            self.hash = mix(self.seed, 0);
+            self.hash_ok = true;
+        } else if !self.aligned {
+            self.hash_ok = false;
+        }
+        if self.hash_ok {
+            self.hash = mix(self.hash, folded);
+        }
+        self.aligned = self.hash_ok && n == 8;
+        let len = self.out.buf.len();
+        self.out.buf.extend_from_slice(&folded.to_le_bytes());
+        self.out.buf.truncate(len + n);
+        if upper != 0 {
+            let u = upper.count_ones();
+            self.word_upper += u;
+            self.out.upper += u;
+        }
+        if lower != 0 {
+            self.word_lower += 1;
+            self.out.lower += 1;
+            self.prev_lower = true;
+        }
+        n
     }
 
     fn end_word(&mut self) {
         if self.in_word {
             self.out.buf.push(b' ');
             if let Some(w) = self.out.words.last_mut() {
-                w.caps = self.word_upper >= 2 && self.word_lower == 0;
+                w.caps = self.word_upper >= 3 && self.word_lower == 0;
                 let start = w.start as usize;
-                w.hash = word_hash(
-                    self.out
-                        .buf
-                        .get(start..self.out.buf.len() - 1)
-                        .unwrap_or(&[]),
-                );
+                let len = self.out.buf.len() - 1 - start;
+                w.hash = if self.hash_ok {
+                    mix(self.hash, len as u64)
+                } else {
+                    super::tick(1 + len / 8);
+                    word_hash(
+                        self.out.buf.get(start..start + len).unwrap_or(&[]),
+                        self.seed,
+                    )
+                };
             }
             self.in_word = false;
         }
@@ -158,6 +253,8 @@ impl Folder<'_> {
     }
 
     fn push_byte(&mut self, b: u8) {
+        self.hash_ok = false;
+        self.aligned = false;
         self.out.buf.push(b);
     }
 
@@ -194,8 +291,9 @@ impl Folder<'_> {
     }
 }
 
-/// Folds `text` into `out` (cleared first). Allocation-free once `out` has grown.
-pub(crate) fn fold(text: &str, out: &mut Folded) {
+/// Folds `text` into `out` (cleared first), hashing words with `seed`. Allocation-free once
+/// `out` has grown.
+pub(crate) fn fold(text: &str, seed: u64, out: &mut Folded) {
     out.buf.clear();
     out.words.clear();
     out.exclamations = 0;
@@ -205,6 +303,10 @@ pub(crate) fn fold(text: &str, out: &mut Folded) {
     out.buf.push(b' ');
     let mut f = Folder {
         out,
+        seed,
+        hash: 0,
+        hash_ok: false,
+        aligned: false,
         in_word: false,
         pending_break: false,
         word_upper: 0,
@@ -216,29 +318,28 @@ pub(crate) fn fold(text: &str, out: &mut Folded) {
     let bytes = text.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
-        // Fast path: most text is runs of lowercase ASCII letters and digits.
+        super::tick(1);
+        // Fast paths: most text is runs of ASCII letters and digits separated by spaces.
         if f.skip == Skip::No {
-            let (mut j, mut letters) = (i, 0);
-            while let Some(&b) = bytes.get(j) {
-                if b.is_ascii_lowercase() {
-                    letters += 1;
-                } else if !b.is_ascii_digit() {
-                    break;
-                }
-                j += 1;
+            if bytes[i] == b' ' {
+                f.end_word();
+                f.hashtag = false;
+                i += 1;
+                continue;
             }
-            if j > i {
-                f.begin_word();
-                f.out.buf.extend_from_slice(&bytes[i..j]);
-                f.word_lower += letters;
-                f.out.lower += letters;
-                f.prev_lower |= letters > 0;
-                i = j;
+            let n = f.run(load8(bytes, i));
+            if n > 0 {
+                super::tick(n);
+                i += n;
                 continue;
             }
         }
-        let Some(c) = text.get(i..).and_then(|rest| rest.chars().next()) else {
-            break;
+        let c = match bytes[i] {
+            b if b.is_ascii() => char::from(b),
+            _ => match text.get(i..).and_then(|rest| rest.chars().next()) {
+                Some(c) => c,
+                None => break,
+            },
         };
         i += c.len_utf8();
         match f.skip {
@@ -250,9 +351,9 @@ pub(crate) fn fold(text: &str, out: &mut Folded) {
             let b = c as u8;
             match b {
                 b'a'..=b'z' => {
+                    f.push_ascii(b);
                     f.word_lower += 1;
                     f.out.lower += 1;
-                    f.push_ascii(b);
                     f.prev_lower = true;
                     continue;
                 }
@@ -260,9 +361,9 @@ pub(crate) fn fold(text: &str, out: &mut Folded) {
                     if f.hashtag && f.prev_lower {
                         f.end_word();
                     }
+                    f.push_ascii(b | 0x20);
                     f.word_upper += 1;
                     f.out.upper += 1;
-                    f.push_ascii(b | 0x20);
                     f.prev_lower = false;
                     continue;
                 }
@@ -306,6 +407,8 @@ pub(crate) fn fold(text: &str, out: &mut Folded) {
         };
         match class {
             Class::Word => {
+                // The word starts (and its counts reset) before its first letter counts.
+                f.begin_word();
                 if c.is_uppercase() {
                     f.word_upper += 1;
                     f.out.upper += 1;
@@ -334,7 +437,7 @@ pub(crate) fn fold(text: &str, out: &mut Folded) {
 pub(crate) fn fold_pattern(text: &str) -> Option<String> {
     let mut f = Folded::default();
     // Lexicons join multi-word entries with `_`.
-    fold(&text.replace('_', " "), &mut f);
+    fold(&text.replace('_', " "), 0, &mut f);
     if f.words.is_empty() {
         return None;
     }
@@ -347,7 +450,7 @@ mod tests {
 
     fn folded(t: &str) -> String {
         let mut f = Folded::default();
-        fold(t, &mut f);
+        fold(t, 0, &mut f);
         String::from_utf8(f.buf).expect("utf-8")
     }
 
@@ -370,17 +473,43 @@ mod tests {
     }
 
     #[test]
+    fn word_hashes_are_of_the_folded_bytes() {
+        // Words made by the eight-byte fast path, by the character path and by both.
+        let text = "Short CAPITALS exactlyE eightchr longerthaneightbytes12 don't \
+                    can’t Cancelación ÉSTE #NotHappy #iPad naïve x2y3z \u{1F600} ab\u{301}cdefghij";
+        for seed in [0, 99] {
+            let mut f = Folded::default();
+            fold(text, seed, &mut f);
+            assert_eq!(f.words.len(), 16);
+            for w in &f.words {
+                let start = w.start as usize;
+                let end = start + f.buf[start..].iter().position(|&b| b == b' ').unwrap_or(0);
+                assert_eq!(
+                    w.hash,
+                    word_hash(&f.buf[start..end], seed),
+                    "{:?}",
+                    &f.buf[start..end]
+                );
+            }
+        }
+    }
+
+    #[test]
     fn counts_signals() {
         let mut f = Folded::default();
-        fold("This is AWFUL. Really?! ok", &mut f);
+        fold("This is AWFUL. Really?! ok", 7, &mut f);
         assert_eq!((f.exclamations, f.questions), (1, 1));
         assert!(f.mixed_case());
         let caps: Vec<bool> = f.words.iter().map(|w| w.caps).collect();
         assert_eq!(caps, [false, false, true, false, false]);
         let starts: Vec<bool> = f.words.iter().map(|w| w.sentence_start).collect();
         assert_eq!(starts, [false, false, false, true, true]);
-        assert_eq!(f.word_at(1), Some(0));
-        assert_eq!(f.word_at(2), None);
-        assert_eq!(f.words[2].hash, word_hash(b"awful"));
+        let starts: Vec<u32> = f.words.iter().map(|w| w.start).collect();
+        assert_eq!(starts, [1, 6, 9, 15, 22]);
+        assert_eq!(f.words[2].hash, word_hash(b"awful", 7));
+        // Capitals: three letters or more, every letter counted (the first one too).
+        fold("JT Ok ÉSTE #ItISN BAD", 0, &mut f);
+        let caps: Vec<bool> = f.words.iter().map(|w| w.caps).collect();
+        assert_eq!(caps, [false, false, true, false, true, true]);
     }
 }

@@ -1,11 +1,10 @@
 //! The pattern table: every topic phrase, lexicon entry and closed-class word, folded and
-//! merged into one entry per distinct pattern, so that one automaton finds them all.
+//! merged into one entry per distinct pattern, so that one matcher (`words.rs`) finds them all.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 
 use super::lexicon::{self, ALL, EN, ES, Role};
-use super::normalize::{fold_pattern, word_hash};
+use super::normalize::fold_pattern;
 use super::{ClassifyError, TopicConfig};
 
 /// How a topic phrase counts.
@@ -43,40 +42,19 @@ pub(crate) struct Entry {
     pub contrast: u8,
     /// Languages the pattern hints at (function words).
     pub hint: u8,
+    /// Languages in which the pattern is some topic's cue (from `phrases`).
+    pub cue: u8,
     pub phrases: Vec<PhraseRef>,
 }
 
-/// Patterns and entries, index-aligned with the automaton's pattern ids.
+/// Folded patterns (`" word word "`) and their entries, index-aligned: the entry id.
 #[derive(Debug, Default)]
 pub(crate) struct Table {
     pub patterns: Vec<String>,
     pub entries: Vec<Entry>,
     /// Topic phrases as written in the configuration, by term id.
     pub terms: Vec<String>,
-    /// Entries the automaton finds, by automaton pattern id.
-    pub automaton: Vec<u32>,
-    /// Single-word entries, by [`word_hash`]: most of the lexicon. Kept out of the automaton,
-    /// whose DFA would otherwise outgrow the CPU caches and report a match per word.
-    pub words: HashMap<u64, u32, BuildHasherDefault<PassThrough>>,
     index: HashMap<String, usize>,
-}
-
-/// The keys are already hashes (`word_hash`).
-#[derive(Default)]
-pub(crate) struct PassThrough(u64);
-
-impl Hasher for PassThrough {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8) | u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
 }
 
 /// `en`, `es` or `any` to a language mask.
@@ -151,21 +129,14 @@ impl Table {
                 }
             }
         }
-        t.split();
-        Ok(t)
-    }
-
-    /// Sends multi-word entries to the automaton and single words to the word map (the
-    /// automaton too, on the unlikely hash collision).
-    fn split(&mut self) {
-        for (i, e) in self.entries.iter().enumerate() {
-            let key = word_hash(self.patterns[i].trim().as_bytes());
-            if e.words == 1 && !self.words.contains_key(&key) {
-                self.words.insert(key, i as u32);
-            } else {
-                self.automaton.push(i as u32);
-            }
+        for e in &mut t.entries {
+            e.cue = e
+                .phrases
+                .iter()
+                .filter(|p| p.kind == Kind::Cue)
+                .fold(0, |m, p| m | p.lang);
         }
+        Ok(t)
     }
 
     fn add_phrase(

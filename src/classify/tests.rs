@@ -1,8 +1,14 @@
+use std::cell::Cell;
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 
 use super::*;
+
+thread_local! {
+    /// Loop iterations on the classification path of this thread (see [`super::tick`]).
+    pub(super) static WORK: Cell<u64> = const { Cell::new(0) };
+}
 
 fn topic(name: &str, en: &[&str], es: &[&str], cues: &[&str], exclude: &[&str]) -> TopicConfig {
     let list = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
@@ -302,6 +308,60 @@ fn demo_simulator_texts() {
     // One known miss: "¿Cómo denuncio un correo sospechoso?" has two negative words
     // ("denunciar", "sospechoso"), more than a question's weight offsets.
     assert!(wrong.len() <= 1, "{wrong:#?}");
+}
+
+/// Work (counted loop iterations) to classify `t`, and the result.
+fn work(c: &Classifier, t: &str, lang: Option<&str>) -> (u64, Out) {
+    WORK.with(|w| w.set(0));
+    let o = run(c, text(t, lang));
+    (WORK.with(Cell::get), o)
+}
+
+#[test]
+fn cost_is_linear_in_text_length() {
+    let c = classifier();
+    // Every step has something to do: topic phrases, multi-word cues, an exclusion, negators
+    // before polar words, boosters, capitals, `!`/`?`, accents, a hashtag, a handle and a
+    // URL. The second unit has no sentence break at all, so negation scopes and phrase walks
+    // never reset; the third is one endless word. (The quadratic step this guards against
+    // was a pairwise "is this span inside a longer one" check over all polar words.)
+    let units = [
+        "@airline my flight was cancelled, I was on hold for 2 hours and the agent hung up. \
+         NOT happy!! Not bad, really good crew though? La maleta llegó rota, pésimo servicio. \
+         #UnitedSucks see https://t.co/x cancel my subscription; no es malo, kind of sad. ",
+        "not happy not good very bad never cancelled on hold hung up damaged bag no es malo \
+         muy malo kind of sad but great thanks sin respuesta cancelación terrible ",
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+    ];
+    const MB: usize = 1 << 20;
+    for unit in units {
+        let big = unit.repeat(MB / unit.len());
+        let huge = unit.repeat(4 * MB / unit.len());
+        let (small_work, small) = work(c, unit, None);
+        let (big_work, big_out) = work(c, &big, None);
+        let (huge_work, huge_out) = work(c, &huge, None);
+        // Linear: four times the text, four times the work (plus a constant per event).
+        let ratio = huge_work as f64 / big_work as f64;
+        assert!(
+            (3.98..=4.02).contains(&ratio),
+            "{unit:?}: x4 text, x{ratio:.3} work"
+        );
+        // ... and no more work per byte on megabytes than on one short text.
+        let per_byte = |w: u64, t: &str| w as f64 / t.len() as f64;
+        assert!(
+            per_byte(big_work, &big) <= per_byte(small_work, unit) * 1.01,
+            "{unit:?}: {} vs {} per byte",
+            per_byte(big_work, &big),
+            per_byte(small_work, unit),
+        );
+        // Repeating a text does not change what it is about.
+        assert_eq!(
+            (&big_out.topic, &huge_out.topic),
+            (&small.topic, &small.topic)
+        );
+        assert_eq!(big_out.complaint, huge_out.complaint);
+        assert_eq!(big_out.terms, small.terms);
+    }
 }
 
 proptest! {
