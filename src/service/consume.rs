@@ -580,7 +580,12 @@ impl Worker {
         let positions = kafka::positions(consumer);
         let highs = ctx.highs.lock().map(|h| h.clone()).unwrap_or_default();
         for tp in &self.assigned {
-            let pos = positions.get(tp).copied();
+            // Before the first record of a partition, its position is where it was started:
+            // the checkpoint's (which may be ahead of the committed offset after a crash).
+            let pos = positions
+                .get(tp)
+                .copied()
+                .or_else(|| self.positions.get(&checkpoint::key(&tp.0, tp.1)).copied());
             match kafka::partition_lag(highs.get(tp).copied(), pos) {
                 Some(l) => {
                     let part = tp.1.to_string();
