@@ -180,11 +180,22 @@ fn consumed(cp: &Checkpoint) -> i64 {
     cp.positions.values().sum()
 }
 
-fn wait_for(what: &str, d: &Deployment, run: usize, child: &mut Child, timeout: Duration, done: impl Fn() -> bool) {
+fn wait_for(
+    what: &str,
+    d: &Deployment,
+    run: usize,
+    child: &mut Child,
+    timeout: Duration,
+    done: impl Fn() -> bool,
+) {
     let started = Instant::now();
     while !done() {
         if let Ok(Some(status)) = child.try_wait() {
-            panic!("{}: run {run} exited ({status}) while waiting for {what}:\n{}", d.name, d.tail(run));
+            panic!(
+                "{}: run {run} exited ({status}) while waiting for {what}:\n{}",
+                d.name,
+                d.tail(run)
+            );
         }
         assert!(
             started.elapsed() < timeout,
@@ -215,9 +226,14 @@ fn run_with_faults(
     for i in 0..faults {
         // Progress first: a checkpoint that covers more input than at the last fault.
         let before = at_fault.last().copied().unwrap_or(0);
-        wait_for("progress", d, run, &mut child, Duration::from_secs(180), || {
-            newest(&d.state()).is_some_and(|(_, cp)| consumed(&cp) > before)
-        });
+        wait_for(
+            "progress",
+            d,
+            run,
+            &mut child,
+            Duration::from_secs(180),
+            || newest(&d.state()).is_some_and(|(_, cp)| consumed(&cp) > before),
+        );
         std::thread::sleep(Duration::from_millis(rng.random_range(0..1500)));
         at_fault.push(newest(&d.state()).map_or(0, |(_, cp)| consumed(&cp)));
         if fault(&mut child, i) {
@@ -226,20 +242,43 @@ fn run_with_faults(
             child = d.spawn(run);
         }
     }
-    wait_for("the end of the input", d, run, &mut child, Duration::from_secs(300), || {
-        newest(&d.state()).is_some_and(|(_, cp)| consumed(&cp) >= total)
-    });
+    wait_for(
+        "the end of the input",
+        d,
+        run,
+        &mut child,
+        Duration::from_secs(300),
+        || newest(&d.state()).is_some_and(|(_, cp)| consumed(&cp) >= total),
+    );
     // Wait until the watermark has passed the end of the data (idle partitions stop holding
     // it back; one whose offsets are not known yet holds it for up to a minute after its
     // assignment) and a checkpoint records it.
-    wait_for("the watermark to pass the end of the data", d, run, &mut child, Duration::from_secs(180), || {
-        newest(&d.state()).is_some_and(|(_, cp)| cp.state.watermark_ms.is_some_and(|w| w >= end))
-    });
+    wait_for(
+        "the watermark to pass the end of the data",
+        d,
+        run,
+        &mut child,
+        Duration::from_secs(180),
+        || {
+            newest(&d.state())
+                .is_some_and(|(_, cp)| cp.state.watermark_ms.is_some_and(|w| w >= end))
+        },
+    );
     let exit = sigterm(&mut child, Duration::from_secs(60))
         .unwrap_or_else(|| panic!("{}: no exit after SIGTERM:\n{}", d.name, d.tail(run)));
-    assert!(exit.success(), "{}: exit {exit} after SIGTERM:\n{}", d.name, d.tail(run));
+    assert!(
+        exit.success(),
+        "{}: exit {exit} after SIGTERM:\n{}",
+        d.name,
+        d.tail(run)
+    );
     let (_, cp) = newest(&d.state()).expect("final checkpoint");
-    assert_eq!(consumed(&cp), total, "{}: the final checkpoint covers every record", d.name);
+    assert_eq!(
+        consumed(&cp),
+        total,
+        "{}: the final checkpoint covers every record",
+        d.name
+    );
     (cp, at_fault)
 }
 
@@ -274,7 +313,10 @@ fn run_clean(d: &Deployment, total: i64, end: i64) -> Checkpoint {
 
 fn seeded() -> SmallRng {
     SmallRng::seed_from_u64(
-        std::env::var("CRISIS_PULSE_FAULT_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(9),
+        std::env::var("CRISIS_PULSE_FAULT_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(9),
     )
 }
 
@@ -297,7 +339,8 @@ fn group<T: Clone + PartialEq + std::fmt::Debug>(
 
 fn windows_of(msgs: &[OwnedMessage]) -> (BTreeMap<String, WindowRecord>, usize) {
     group(msgs, |m| {
-        let w: WindowRecord = serde_json::from_slice(m.payload().expect("body")).expect("window JSON");
+        let w: WindowRecord =
+            serde_json::from_slice(m.payload().expect("body")).expect("window JSON");
         (format!("{} {} {}", w.window_start, w.topic, w.channel), w)
     })
 }
@@ -305,7 +348,8 @@ fn windows_of(msgs: &[OwnedMessage]) -> (BTreeMap<String, WindowRecord>, usize) 
 /// What a crisis event says, without the arrival-order-dependent samples.
 fn crises_of(msgs: &[OwnedMessage]) -> (BTreeMap<String, CrisisEvent>, usize) {
     group(msgs, |m| {
-        let mut c: CrisisEvent = serde_json::from_slice(m.payload().expect("body")).expect("crisis JSON");
+        let mut c: CrisisEvent =
+            serde_json::from_slice(m.payload().expect("body")).expect("crisis JSON");
         c.sample_event_ids.clear();
         (c.event_id.clone(), c)
     })
@@ -330,7 +374,15 @@ struct Outputs {
 }
 
 fn outputs(brokers: &str, d: &Deployment) -> Outputs {
-    let read = |t: &str| read_topic(brokers, t, 1, Duration::from_secs(3), Duration::from_secs(60));
+    let read = |t: &str| {
+        read_topic(
+            brokers,
+            t,
+            1,
+            Duration::from_secs(3),
+            Duration::from_secs(60),
+        )
+    };
     Outputs {
         windows: windows_of(&read(&d.windows)),
         crises: crises_of(&read(&d.crisis)),
@@ -375,8 +427,14 @@ fn compare(
     (faulty_cp, faulty): (&Checkpoint, &Outputs),
 ) {
     let (c, f) = (&clean_cp.state.stats, &faulty_cp.state.stats);
-    assert_eq!(f.events_by_channel, c.events_by_channel, "events counted per channel");
-    assert_eq!(f.complaints_by_topic, c.complaints_by_topic, "complaints per topic");
+    assert_eq!(
+        f.events_by_channel, c.events_by_channel,
+        "events counted per channel"
+    );
+    assert_eq!(
+        f.complaints_by_topic, c.complaints_by_topic,
+        "complaints per topic"
+    );
     assert_eq!(f.late_events, c.late_events, "late events");
     let counted: u64 = f.events_by_channel.iter().sum::<u64>();
     assert_eq!(
@@ -396,7 +454,11 @@ fn compare(
     let (cw, fw) = (before(&clean.windows.0), before(&faulty.windows.0));
     assert!(cw.len() > 1000, "{} windows compared", cw.len());
     let only = |a: &BTreeMap<String, WindowRecord>, b: &BTreeMap<String, WindowRecord>| {
-        a.keys().filter(|k| !b.contains_key(*k)).take(8).cloned().collect::<Vec<_>>()
+        a.keys()
+            .filter(|k| !b.contains_key(*k))
+            .take(8)
+            .cloned()
+            .collect::<Vec<_>>()
     };
     assert_eq!(
         fw.len(),
@@ -414,7 +476,10 @@ fn compare(
             .map(|(k, c)| (k.clone(), c.clone()))
             .collect()
     };
-    let (cc, fc) = (crises_before(&clean.crises.0), crises_before(&faulty.crises.0));
+    let (cc, fc) = (
+        crises_before(&clean.crises.0),
+        crises_before(&faulty.crises.0),
+    );
     assert!(!cc.is_empty(), "the injected crisis is found");
     assert_eq!(fc, cc, "crisis events (deduplicated by id)");
 }
@@ -479,7 +544,11 @@ async fn kill_9_under_load_in_the_exactly_once_mode() {
             "run {run} initialised its transactions (fencing the killed one):\n{}",
             faulty.tail(run)
         );
-        assert!(!log.contains(" ERROR "), "run {run} logged an error:\n{}", faulty.tail(run));
+        assert!(
+            !log.contains(" ERROR "),
+            "run {run} logged an error:\n{}",
+            faulty.tail(run)
+        );
     }
 
     let (co, fo) = (outputs(&brokers, &clean), outputs(&brokers, &faulty));
@@ -507,30 +576,50 @@ async fn rebalance_hands_partitions_over_without_loss_or_double_count() {
     let state_b = d.dir.path().join("state-b");
 
     let mut a = d.spawn(0);
-    wait_for("instance A's progress", &d, 0, &mut a, Duration::from_secs(180), || {
-        newest(&d.state()).is_some_and(|(_, cp)| consumed(&cp) > 0)
-    });
+    wait_for(
+        "instance A's progress",
+        &d,
+        0,
+        &mut a,
+        Duration::from_secs(180),
+        || newest(&d.state()).is_some_and(|(_, cp)| consumed(&cp) > 0),
+    );
     let mut b = d.spawn_with_state(1, &state_b);
-    wait_for("instance B to consume", &d, 1, &mut b, Duration::from_secs(180), || {
-        newest(&state_b).is_some_and(|(_, cp)| cp.state.stats.events_by_channel.iter().sum::<u64>() > 0)
-    });
+    wait_for(
+        "instance B to consume",
+        &d,
+        1,
+        &mut b,
+        Duration::from_secs(180),
+        || {
+            newest(&state_b)
+                .is_some_and(|(_, cp)| cp.state.stats.events_by_channel.iter().sum::<u64>() > 0)
+        },
+    );
     std::thread::sleep(Duration::from_millis(seeded().random_range(0..1500)));
     let exit = sigterm(&mut b, Duration::from_secs(60)).expect("B exits after SIGTERM");
     assert!(exit.success(), "B: exit {exit}:\n{}", d.tail(1));
     // Per partition, the further of the two instances' positions: a partition B read to its
     // end is not read again by A.
-    wait_for("instance A to reach the end", &d, 0, &mut a, Duration::from_secs(300), || {
-        let mut pos: BTreeMap<String, i64> = BTreeMap::new();
-        for dir in [d.state(), state_b.clone()] {
-            if let Some((_, cp)) = newest(&dir) {
-                for (k, &o) in &cp.positions {
-                    let e = pos.entry(k.clone()).or_insert(o);
-                    *e = (*e).max(o);
+    wait_for(
+        "instance A to reach the end",
+        &d,
+        0,
+        &mut a,
+        Duration::from_secs(300),
+        || {
+            let mut pos: BTreeMap<String, i64> = BTreeMap::new();
+            for dir in [d.state(), state_b.clone()] {
+                if let Some((_, cp)) = newest(&dir) {
+                    for (k, &o) in &cp.positions {
+                        let e = pos.entry(k.clone()).or_insert(o);
+                        *e = (*e).max(o);
+                    }
                 }
             }
-        }
-        pos.values().sum::<i64>() >= total
-    });
+            pos.values().sum::<i64>() >= total
+        },
+    );
     // Let A's next checkpoint cover what it read last.
     std::thread::sleep(Duration::from_secs(2));
     let exit = sigterm(&mut a, Duration::from_secs(60)).expect("A exits after SIGTERM");
@@ -540,8 +629,19 @@ async fn rebalance_hands_partitions_over_without_loss_or_double_count() {
         newest(dir).map_or(0, |(_, cp)| cp.state.stats.events_by_channel.iter().sum())
     };
     let (by_a, by_b) = (counted(&d.state()), counted(&state_b));
-    let dead = dead_letters_of(&read_topic(&brokers, &d.dlq, 1, Duration::from_secs(3), Duration::from_secs(60))).0.len();
-    assert!(by_a > 0 && by_b > 0, "both instances consumed: A {by_a}, B {by_b}");
+    let dead = dead_letters_of(&read_topic(
+        &brokers,
+        &d.dlq,
+        1,
+        Duration::from_secs(3),
+        Duration::from_secs(60),
+    ))
+    .0
+    .len();
+    assert!(
+        by_a > 0 && by_b > 0,
+        "both instances consumed: A {by_a}, B {by_b}"
+    );
     assert_eq!(
         by_a + by_b + dead as u64,
         total as u64,
@@ -616,22 +716,24 @@ async fn broker_restart_while_running_loses_nothing() {
     // then the service is asked to stop (SIGTERM) while it cannot reach it; the broker comes
     // back and the service is started again.
     let mut shutdown = None;
-    let (faulty_cp, at_fault) = run_with_faults(&faulty, total, end, 2, &mut seeded(), |child, i| {
-        broker.script("stop");
-        if i == 0 {
-            std::thread::sleep(Duration::from_secs(3));
+    let (faulty_cp, at_fault) =
+        run_with_faults(&faulty, total, end, 2, &mut seeded(), |child, i| {
+            broker.script("stop");
+            if i == 0 {
+                std::thread::sleep(Duration::from_secs(3));
+                broker.script("start");
+                return false;
+            }
+            let started = Instant::now();
+            let exit = sigterm(child, Duration::from_secs(60));
+            shutdown = Some((exit, started.elapsed()));
             broker.script("start");
-            return false;
-        }
-        let started = Instant::now();
-        let exit = sigterm(child, Duration::from_secs(60));
-        shutdown = Some((exit, started.elapsed()));
-        broker.script("start");
-        true
-    });
+            true
+        });
     let (exit, took) = shutdown.expect("the SIGTERM fault ran");
     // Bounded: drain_timeout (10 s) for the producer, then the group leave; never a hang.
-    let exit = exit.unwrap_or_else(|| panic!("no exit within 60 s of SIGTERM with the broker down"));
+    let exit =
+        exit.unwrap_or_else(|| panic!("no exit within 60 s of SIGTERM with the broker down"));
     eprintln!("SIGTERM with the broker down: exit {exit} after {took:?}");
     assert!(
         at_fault.iter().any(|&n| n < total),

@@ -141,5 +141,8 @@ fn real_windows_match_the_window_schema() {
     for s in ["warmup", "normal"] {
         assert!(states.contains(s), "{states:?}");
     }
-    assert!(channels.contains("all") && channels.contains("phone"), "{channels:?}");
+    assert!(
+        channels.contains("all") && channels.contains("phone"),
+        "{channels:?}"
+    );
 }

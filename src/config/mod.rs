@@ -403,7 +403,10 @@ mod tests {
         .unwrap();
         assert_eq!(ok.kafka.transactional_id(), "cp-1");
         assert_eq!(ok.state.checkpoint_interval.as_millis(), 5000);
-        assert_eq!(Config::default().kafka.transactional_id(), "crisis-pulse-crisis-pulse");
+        assert_eq!(
+            Config::default().kafka.transactional_id(),
+            "crisis-pulse-crisis-pulse"
+        );
         let bad = Config::parse("[kafka]\ndelivery = \"twice\"\n", "t.toml").unwrap_err();
         assert_eq!(bad.problems[0].key, "(syntax)");
         let bad = Config::parse("[state]\ncheckpoint_interval = \"0s\"\n", "t.toml").unwrap_err();

@@ -76,7 +76,10 @@ pub enum Choice {
 /// the one the newest committed transaction names; every newer one was written for a
 /// transaction that never committed.
 pub fn choose(seqs: &[u64], committed: &[(Option<i64>, String)]) -> Choice {
-    let named = committed.iter().filter_map(|(_, m)| parse_metadata(m)).max();
+    let named = committed
+        .iter()
+        .filter_map(|(_, m)| parse_metadata(m))
+        .max();
     let any_offset = committed.iter().any(|(o, _)| o.is_some());
     match named {
         None if any_offset => Choice::Refuse(
@@ -163,7 +166,10 @@ pub fn resume_committed(
     let (keep, remove) = match choice {
         Choice::Fresh => (None, seqs.clone()),
         Choice::Resume { seq, remove } => (Some(seq), remove),
-        Choice::Refuse(why) => anyhow::bail!("{why} (state directory {}); pass --reset-state to start fresh", dir.display()),
+        Choice::Refuse(why) => anyhow::bail!(
+            "{why} (state directory {}); pass --reset-state to start fresh",
+            dir.display()
+        ),
     };
     let mut chosen = None;
     for (s, path, cp) in decoded {
@@ -195,7 +201,10 @@ mod tests {
 
     #[test]
     fn keys_round_trip_even_with_slashes_in_topic_names() {
-        assert_eq!(parse_key(&key("contacts.chat", 3)), Some((Arc::from("contacts.chat"), 3)));
+        assert_eq!(
+            parse_key(&key("contacts.chat", 3)),
+            Some((Arc::from("contacts.chat"), 3))
+        );
         assert_eq!(parse_key("a/b/12"), Some((Arc::from("a/b"), 12)));
         assert_eq!(parse_key("file"), None);
         assert_eq!(parse_key("/3"), None);
@@ -211,17 +220,26 @@ mod tests {
         // Crash after writing checkpoint 8, before its transaction committed: 7 it is.
         assert_eq!(
             choose(&[7, 8], &[named(100, 7), named(40, 7)]),
-            Choice::Resume { seq: 7, remove: vec![8] }
+            Choice::Resume {
+                seq: 7,
+                remove: vec![8]
+            }
         );
         // Crash after the commit: the newest.
         assert_eq!(
             choose(&[7, 8], &[named(120, 8), named(40, 8)]),
-            Choice::Resume { seq: 8, remove: vec![] }
+            Choice::Resume {
+                seq: 8,
+                remove: vec![]
+            }
         );
         // Partitions last committed in different transactions: the newest names the state.
         assert_eq!(
             choose(&[7, 8], &[named(120, 8), named(40, 7)]),
-            Choice::Resume { seq: 8, remove: vec![] }
+            Choice::Resume {
+                seq: 8,
+                remove: vec![]
+            }
         );
         // Never committed: every checkpoint belongs to aborted transactions.
         assert_eq!(choose(&[1, 2], &[(None, String::new())]), Choice::Fresh);
@@ -231,7 +249,10 @@ mod tests {
     #[test]
     fn exactly_once_refuses_what_it_cannot_mend() {
         // Offsets committed by something else (e.g. the at-least-once mode) over this state.
-        assert!(matches!(choose(&[3], &[(Some(5), String::new())]), Choice::Refuse(_)));
+        assert!(matches!(
+            choose(&[3], &[(Some(5), String::new())]),
+            Choice::Refuse(_)
+        ));
         // The named checkpoint was deleted or never written here (another instance's dir).
         assert!(matches!(choose(&[3, 4], &[named(5, 9)]), Choice::Refuse(_)));
     }
@@ -242,6 +263,9 @@ mod tests {
         assert_eq!(parse_metadata(""), None);
         assert_eq!(parse_metadata("crisis-pulse-checkpoint:x"), None);
         assert_eq!(seq_of(Path::new("/s/checkpoint-000000000007.cps")), Some(7));
-        assert_eq!(seq_of(Path::new("/s/.checkpoint-000000000007.cps.tmp")), None);
+        assert_eq!(
+            seq_of(Path::new("/s/.checkpoint-000000000007.cps.tmp")),
+            None
+        );
     }
 }

@@ -1,8 +1,8 @@
 //! The consumer thread: poll, decode, window, detect, publish; store offsets once durable.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use prometheus::IntCounter;
@@ -173,7 +173,10 @@ impl Worker {
         while !self.stop.load(Ordering::Relaxed) {
             let mut polled = consumer.poll(Duration::from_millis(100));
             self.apply_changes(consumer.context());
-            if consumer.context().after_revoke.swap(false, Ordering::SeqCst)
+            if consumer
+                .context()
+                .after_revoke
+                .swap(false, Ordering::SeqCst)
                 && self.durability != Durability::Stateless
             {
                 // Before the next record: what the revoked partitions fed must be in a
@@ -271,7 +274,11 @@ impl Worker {
                         "checkpoint postponed: outputs not yet acknowledged by the broker"
                     );
                 }
-                anyhow::ensure!(!final_one, "outputs still undelivered at shutdown ({} messages): the next start re-reads from the last checkpoint", ctx.sink.in_flight());
+                anyhow::ensure!(
+                    !final_one,
+                    "outputs still undelivered at shutdown ({} messages): the next start re-reads from the last checkpoint",
+                    ctx.sink.in_flight()
+                );
                 return Ok(());
             }
             self.postponed = 0;
@@ -357,7 +364,12 @@ impl Worker {
                     self.wm.remove(&tp);
                     self.wm.observe(&tp, 0, self.clock.now_ms());
                     if let Some(&at) = tps.get(&tp) {
-                        consumer.seek(&tp.0, tp.1, rdkafka::Offset::Offset(at), ctx.drain_timeout)?;
+                        consumer.seek(
+                            &tp.0,
+                            tp.1,
+                            rdkafka::Offset::Offset(at),
+                            ctx.drain_timeout,
+                        )?;
                     }
                 }
                 self.positions = positions;

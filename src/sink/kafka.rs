@@ -290,7 +290,8 @@ impl KafkaSink {
             return Ok(());
         };
         let payload = serde_json::to_vec(&WindowRecord::new(topic, r))?;
-        let headers = OwnedHeaders::new_with_capacity(1).insert(h("content-type", "application/json"));
+        let headers =
+            OwnedHeaders::new_with_capacity(1).insert(h("content-type", "application/json"));
         let rec = BaseRecord::with_opaque_to(to, Box::new(Delivery::Window))
             .key(topic.as_bytes())
             .payload(&payload[..])

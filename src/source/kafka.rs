@@ -284,7 +284,10 @@ impl ConsumerContext for ServiceContext {
     ) {
         use rdkafka::consumer::RebalanceProtocol;
         use rdkafka::types::RDKafkaRespErr;
-        let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 self.resume_positions(consumer, tpl);

@@ -206,7 +206,9 @@ impl KafkaConfig {
                 "DELIVERY" => match v.as_str() {
                     "at-least-once" => self.delivery = Delivery::AtLeastOnce,
                     "exactly-once" => self.delivery = Delivery::ExactlyOnce,
-                    _ => tracing::warn!(value = %v, "CRISIS_PULSE_KAFKA_DELIVERY must be at-least-once or exactly-once; ignored"),
+                    _ => {
+                        tracing::warn!(value = %v, "CRISIS_PULSE_KAFKA_DELIVERY must be at-least-once or exactly-once; ignored")
+                    }
                 },
                 "TRANSACTIONAL_ID" => self.transactional_id = Some(v),
                 _ => {
