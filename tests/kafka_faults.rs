@@ -46,6 +46,7 @@ struct Deployment {
     crisis: String,
     dlq: String,
     windows: String,
+    group: String,
 }
 
 impl Deployment {
@@ -69,7 +70,14 @@ impl Deployment {
             .arg(&self.config)
             .arg("--state-dir")
             .arg(state)
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                if std::env::var_os("CRISIS_PULSE_FAULT_RDKAFKA_DEBUG").is_some() {
+                    "info,librdkafka=debug"
+                } else {
+                    "info"
+                },
+            )
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -119,6 +127,7 @@ async fn deployment(
         crisis: format!("{prefix}-crisis"),
         dlq: format!("{prefix}-dlq"),
         windows: format!("{prefix}-windows"),
+        group: unique("g"),
     };
     create(brokers, mock, &[&d.crisis, &d.dlq], 1).await;
     // Keyed by topic: spread over partitions (the mock cluster keeps only the newest 5 MB of a
@@ -151,14 +160,27 @@ delivery = "{delivery}"
 [state]
 checkpoint_interval = "500ms"
 "#,
-        group = unique("g"),
+        group = d.group,
         // A killed instance's partitions go to its successor after 6 s, not after 45 s.
         // (Not with the test's own SQLite-backed broker, which answers heartbeats too slowly
         // under load for so short a session.)
-        properties = if name.contains("brk") {
-            ""
-        } else {
-            "properties = { \"session.timeout.ms\" = \"6000\", \"heartbeat.interval.ms\" = \"500\" }"
+        properties = {
+            let mut props = Vec::new();
+            if !name.contains("brk") {
+                props.push(
+                    r#""session.timeout.ms" = "6000", "heartbeat.interval.ms" = "500""#.to_string(),
+                );
+            }
+            // CRISIS_PULSE_FAULT_RDKAFKA_DEBUG=cgrp,fetch: librdkafka's own debug log in each
+            // run's log file, for a post-mortem.
+            if let Ok(contexts) = std::env::var("CRISIS_PULSE_FAULT_RDKAFKA_DEBUG") {
+                props.push(format!(r#""debug" = "{contexts}""#));
+            }
+            if props.is_empty() {
+                String::new()
+            } else {
+                format!("properties = {{ {} }}", props.join(", "))
+            }
         },
         crisis = d.crisis,
         dlq = d.dlq,
@@ -167,6 +189,35 @@ checkpoint_interval = "500ms"
     let config = d.dir.path().join("crisis-pulse.toml");
     std::fs::write(&config, text).expect("config");
     Deployment { config, ..d }
+}
+
+/// The group's committed offsets of every partition of `topics` that has one, keyed as
+/// checkpoints key positions (`topic/partition`).
+fn committed_positions(brokers: &str, group: &str, topics: &[String]) -> BTreeMap<String, i64> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let c: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .create()
+        .expect("consumer");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for t in topics {
+        let md = c
+            .fetch_metadata(Some(t), Duration::from_secs(10))
+            .expect("metadata");
+        for p in md.topics()[0].partitions() {
+            tpl.add_partition(t, p.id());
+        }
+    }
+    c.committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed offsets")
+        .elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            rdkafka::Offset::Offset(o) => Some((format!("{}/{}", e.topic(), e.partition()), o)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The newest checkpoint in `dir` and its sequence number.
@@ -197,12 +248,12 @@ fn wait_for(
                 d.tail(run)
             );
         }
-        assert!(
-            started.elapsed() < timeout,
-            "{}: timed out waiting for {what}:\n{}",
-            d.name,
-            d.tail(run)
-        );
+        if started.elapsed() >= timeout {
+            // A failed test leaves no service running behind it.
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{}: timed out waiting for {what}:\n{}", d.name, d.tail(run));
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -624,6 +675,22 @@ async fn rebalance_hands_partitions_over_without_loss_or_double_count() {
     std::thread::sleep(Duration::from_secs(2));
     let exit = sigterm(&mut a, Duration::from_secs(60)).expect("A exits after SIGTERM");
     assert!(exit.success(), "A: exit {exit}:\n{}", d.tail(0));
+
+    // Checkpoints and committed offsets agree: per partition, the further of the two final
+    // checkpoints is exactly where the group's committed offset stands (a revoke's
+    // checkpoint records what the leaving owner counted, not an older position).
+    let mut furthest: BTreeMap<String, i64> = BTreeMap::new();
+    for dir in [d.state(), state_b.clone()] {
+        for (k, &o) in &newest(&dir).expect("a final checkpoint").1.positions {
+            let e = furthest.entry(k.clone()).or_insert(o);
+            *e = (*e).max(o);
+        }
+    }
+    assert_eq!(
+        furthest,
+        committed_positions(&brokers, &d.group, &topics),
+        "final checkpoints (left) and committed offsets (right)"
+    );
 
     let counted = |dir: &Path| -> u64 {
         newest(dir).map_or(0, |(_, cp)| cp.state.stats.events_by_channel.iter().sum())

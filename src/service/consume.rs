@@ -415,8 +415,17 @@ impl Worker {
                         self.assigned.insert(tp);
                     }
                 }
-                Change::Revoked(tps) => {
-                    for tp in tps {
+                Change::Revoked {
+                    partitions,
+                    counted_until,
+                } => {
+                    // The state holds what was counted from the revoked partitions: the
+                    // next checkpoint says so (with transactions, the rollback that follows
+                    // replaces these positions with the last checkpoint's).
+                    for ((t, p), next) in counted_until {
+                        self.positions.insert(checkpoint::key(&t, p), next);
+                    }
+                    for tp in partitions {
                         self.wm.remove(&tp);
                         self.assigned.remove(&tp);
                         self.assigned_at.remove(&tp);

@@ -141,7 +141,12 @@ pub fn partition_lag(offsets: Option<Offsets>, position: Option<i64>) -> Option<
 #[derive(Debug)]
 pub enum Change {
     Assigned(Vec<Tp>),
-    Revoked(Vec<Tp>),
+    /// Revoked partitions, with where this instance's state stopped counting each one it
+    /// consumed (the next offset): the checkpoint after the revoke records these positions.
+    Revoked {
+        partitions: Vec<Tp>,
+        counted_until: Vec<(Tp, i64)>,
+    },
 }
 
 /// How the service makes its effects durable (see `docs/state.md`).
@@ -348,13 +353,18 @@ impl ConsumerContext for ServiceContext {
         }
         self.after_revoke
             .store(true, std::sync::atomic::Ordering::SeqCst);
+        let mut counted_until = Vec::new();
         if let Ok(mut o) = self.offsets.lock() {
+            counted_until = o.all_storable(Some(&revoked));
             for tp in &revoked {
                 o.remove(tp);
             }
         }
         if let Ok(mut c) = self.changes.lock() {
-            c.push(Change::Revoked(revoked));
+            c.push(Change::Revoked {
+                partitions: revoked,
+                counted_until,
+            });
         }
     }
 

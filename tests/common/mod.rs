@@ -97,6 +97,12 @@ pub fn config(brokers: &str, group: &str, topics: &[String], crisis: &str, dlq: 
         drain_timeout: Dur(Duration::from_secs(10)),
         ..KafkaConfig::default()
     };
+    // CRISIS_PULSE_TEST_RDKAFKA_DEBUG=cgrp,fetch: the service's log and librdkafka's debug
+    // log on stderr (with --nocapture), for a post-mortem of an in-process Kafka test.
+    if let Ok(contexts) = std::env::var("CRISIS_PULSE_TEST_RDKAFKA_DEBUG") {
+        cfg.kafka.properties.insert("debug".into(), contexts);
+        crisis_pulse::logging::init(crisis_pulse::logging::LogFormat::Text);
+    }
     cfg
 }
 
