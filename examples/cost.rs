@@ -67,7 +67,9 @@ fn main() {
             let (short, long) = (short_texts(), long_texts());
             let a = run_classify(&cls, &short, n);
             let b = run_classify(&cls, &long, n);
-            println!("classified {a} short + {b} long texts (run_classify called twice: short first)");
+            println!(
+                "classified {a} short + {b} long texts (run_classify called twice: short first)"
+            );
         }
         _ => {
             let mut sim = SimConfig::demo();
@@ -86,7 +88,10 @@ fn main() {
             // Start-up (building the classifier) is not part of the per-event cost.
             let mut p = Pipeline::new(&cfg).expect("pipeline");
             run_pipeline(&mut p, &data, &ctx);
-            println!("pipeline: {n} events, mean payload {} bytes", bytes / n.max(1));
+            println!(
+                "pipeline: {n} events, mean payload {} bytes",
+                bytes / n.max(1)
+            );
         }
     }
 }

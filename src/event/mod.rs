@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use thiserror::Error;
 
+mod fast;
 mod timestamp;
 pub use timestamp::{format_rfc3339, parse_timestamp};
 
@@ -356,13 +357,16 @@ pub fn decode<'a>(
             format!("invalid UTF-8 at byte {}", e.valid_up_to()),
         )
     })?;
-    let view: ContactView<'_> = serde_json::from_str(text).map_err(|e| {
-        let reason = match e.classify() {
-            serde_json::error::Category::Data => DecodeReason::SchemaViolation,
-            _ => DecodeReason::MalformedJson,
-        };
-        DecodeError::new(reason, e.to_string())
-    })?;
+    let view = match fast::parse(text) {
+        Some(view) => view,
+        None => serde_json::from_str::<ContactView<'_>>(text).map_err(|e| {
+            let reason = match e.classify() {
+                serde_json::error::Category::Data => DecodeReason::SchemaViolation,
+                _ => DecodeReason::MalformedJson,
+            };
+            DecodeError::new(reason, e.to_string())
+        })?,
+    };
     validate(view, limits, ctx)
 }
 

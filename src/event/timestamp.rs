@@ -42,7 +42,6 @@ pub fn parse_timestamp(s: &str) -> Option<i64> {
     s.parse::<i64>().ok()
 }
 
-
 /// The common shape, `YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM)` from 1970 on, parsed
 /// without the general parser (this runs per event). `None` for anything else, including
 /// what is valid but rare (leap seconds, lowercase `t`/`z`, long fractions): the general
