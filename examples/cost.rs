@@ -1,7 +1,8 @@
 //! Fixed workloads for instruction counting with callgrind (deterministic, unlike wall clock
-//! on a shared machine): `cost classify N` classifies the classify bench's texts (144 and
-//! 288 bytes) N times with the airline taxonomy; `cost pipeline N` runs N simulated ~300-byte
-//! JSON events through decode + classify + window + detect, as `benches/pipeline.rs` does.
+//! on a shared machine): `cost classify N [long]` classifies the classify bench's eight texts
+//! (144 bytes on average, or 288 with `long`) N times with the airline taxonomy;
+//! `cost pipeline N` runs N simulated JSON events (the demo simulator's, ~200 bytes) through
+//! decode + classify + window + detect, as `benches/pipeline.rs` does.
 //!
 //! ```sh
 //! cargo build --release --example cost
@@ -64,12 +65,13 @@ fn main() {
         "classify" => {
             let cfg = Config::parse(include_str!("airline.toml"), "airline.toml").expect("config");
             let cls = Classifier::new(&cfg.topics, &cfg.complaint).expect("taxonomy");
-            let (short, long) = (short_texts(), long_texts());
-            let a = run_classify(&cls, &short, n);
-            let b = run_classify(&cls, &long, n);
-            println!(
-                "classified {a} short + {b} long texts (run_classify called twice: short first)"
-            );
+            // `cost classify N long` for the 288-byte texts.
+            let (texts, size) = match args.next().as_deref() {
+                Some("long") => (long_texts(), 288),
+                _ => (short_texts(), 144),
+            };
+            let n = run_classify(&cls, &texts, n);
+            println!("classified {n} texts of {size} bytes on average");
         }
         _ => {
             let mut sim = SimConfig::demo();

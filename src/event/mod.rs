@@ -96,6 +96,19 @@ impl Channel {
             ("app_review", Channel::Review),
             ("other", Channel::Other),
         ];
+        // The canonical names, as producers normally send them, without the scan.
+        let exact = match s {
+            "phone" => Some(Channel::Phone),
+            "email" => Some(Channel::Email),
+            "chat" => Some(Channel::Chat),
+            "social" => Some(Channel::Social),
+            "review" => Some(Channel::Review),
+            "other" => Some(Channel::Other),
+            _ => None,
+        };
+        if exact.is_some() {
+            return exact;
+        }
         let s = s.trim();
         NAMES
             .iter()
