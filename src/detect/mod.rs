@@ -21,7 +21,7 @@ pub use config::{DetectConfig, Params, Sensitivity};
 use series::{Observation, SeriesDetector};
 
 /// Goes into every crisis event; bump it when scores or lifecycle rules change.
-pub const DETECTOR_VERSION: &str = "cp-detect-1.1";
+pub const DETECTOR_VERSION: &str = "cp-detect-1.2";
 
 /// Where a series stands after a window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -69,6 +69,9 @@ pub struct SeriesDetector {
     /// Decayed record of this series' score, for onset marking.
     #[serde(default)]
     score_record: f64,
+    /// Windows left in which a new onset is not marked (after one was).
+    #[serde(default)]
+    onset_quiet: u32,
 }
 
 impl SeriesDetector {
@@ -91,6 +94,7 @@ impl SeriesDetector {
             record: 0.0,
             scan: Scan::default(),
             score_record: 0.0,
+            onset_quiet: 0,
         }
     }
 
@@ -319,6 +323,13 @@ impl SeriesDetector {
         // spiky series), not an onset.
         if score <= self.score_record {
             onset_score = onset_score.min(0.2 * score);
+        }
+        // One onset a day per series at most (see `Params::onset_quiet_windows`).
+        if self.onset_quiet > 0 {
+            self.onset_quiet -= 1;
+            onset_score = onset_score.min(0.2 * score);
+        } else if onset_score >= 0.5 {
+            self.onset_quiet = p.onset_quiet_windows;
         }
         self.score_record = (self.score_record * p.onset_record_decay).max(score);
         let in_crisis = self.state == SeriesState::Crisis;
