@@ -114,8 +114,18 @@ pub struct Params {
     pub use_likelihood: bool,
     /// Counts: also test the sum of the last 2, 4 and 8 windows (see `scan.rs`).
     pub scan: bool,
-    /// Decay per window of the record score that `onset_score` must beat (half-life 3.5 days).
-    pub onset_record_decay: f64,
+    /// After an onset is marked (`onset_score` at or above 0.5), the series' `onset_score` is
+    /// cut to 0.2 x score for this many windows (one day): one onset a day per series at most,
+    /// whatever the lifecycle does (a crisis that resolves and reopens within hours, a bursty
+    /// series' next spike). NAB counts each of those as a false positive.
+    #[serde(default)]
+    pub onset_quiet_windows: u32,
+    /// Onset likelihood (`likelihood.rs`): weight of the newest window in the short surprise
+    /// average, and the long-run learning rate (two weeks).
+    #[serde(default)]
+    pub onset_short_alpha: f64,
+    #[serde(default)]
+    pub onset_long_alpha: f64,
     pub short_alpha: f64,
     pub long_alpha: f64,
     pub lik_scale: f64,
@@ -157,7 +167,9 @@ impl Params {
             record_decay: 0.5f64.powf(1.0 / f64::from(windows_per(48 * hour))),
             use_likelihood: false,
             scan: true,
-            onset_record_decay: 0.5f64.powf(1.0 / f64::from(windows_per(84 * hour))),
+            onset_quiet_windows: windows_per(24 * hour),
+            onset_short_alpha: 0.2,
+            onset_long_alpha: 1.0 / f64::from(windows_per(14 * 24 * hour)),
             short_alpha: 0.5,
             long_alpha: 1.0 / f64::from(windows_per(7 * 24 * hour)),
             lik_scale: 2.0,

@@ -68,3 +68,71 @@ impl Likelihood {
         self.short = 0.0;
     }
 }
+
+/// Onset likelihood for `onset_score`: how unusual the recent surprise of a series is against
+/// its own surprise of the last weeks (HTM's anomaly likelihood on the count model's
+/// `-log10 p`). A bursty series is surprising often; its onsets must be rarer still.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct OnsetLikelihood {
+    mean: f64,
+    sq: f64,
+    short: f64,
+    n: u64,
+}
+
+/// Windows of history before the likelihood says anything (below it, 0).
+const ONSET_MIN_HISTORY: u64 = 100;
+
+impl OnsetLikelihood {
+    /// Likelihood in [0, 1] that the recent surprise is unusual, given surprise `s` of this
+    /// window; then learns `s`. `short_alpha` weights the newest window in the short average,
+    /// `long_alpha` is the long-run learning rate (floored at 1 / windows seen).
+    pub fn step(&mut self, s: f64, short_alpha: f64, long_alpha: f64) -> f64 {
+        let s = if s.is_finite() {
+            s.clamp(0.0, MAX_SURPRISE)
+        } else {
+            0.0
+        };
+        self.short = if self.n == 0 {
+            s
+        } else {
+            self.short + short_alpha * (s - self.short)
+        };
+        let lik = if self.n >= ONSET_MIN_HISTORY {
+            let var = (self.sq - self.mean * self.mean).max(1e-4);
+            let z = (self.short - self.mean) / var.sqrt();
+            1.0 - 0.5 * statrs::function::erf::erfc(z / std::f64::consts::SQRT_2)
+        } else {
+            0.0
+        };
+        let a = long_alpha.max(1.0 / (self.n as f64 + 1.0));
+        self.mean += a * (s - self.mean);
+        self.sq += a * (s * s - self.sq);
+        self.n += 1;
+        if lik.is_finite() {
+            lik.clamp(0.0, 1.0)
+        } else {
+            0.0
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_surprise_is_less_likely_an_onset_on_a_bursty_series() {
+        let (mut calm, mut bursty) = (OnsetLikelihood::default(), OnsetLikelihood::default());
+        for i in 0..2000 {
+            calm.step(0.4, 0.2, 1.0 / 4032.0);
+            bursty.step(if i % 10 == 0 { 6.0 } else { 0.4 }, 0.2, 1.0 / 4032.0);
+        }
+        let (c, b) = (
+            calm.step(6.0, 0.2, 1.0 / 4032.0),
+            bursty.step(6.0, 0.2, 1.0 / 4032.0),
+        );
+        assert!(c > 0.99 && b < c, "calm {c}, bursty {b}");
+        assert_eq!(OnsetLikelihood::default().step(f64::NAN, 0.2, 0.01), 0.0);
+    }
+}

@@ -4,7 +4,8 @@
 //! for counts (Student-t on the standardised residual for continuous values), a scan over the
 //! last 2/4/8 windows for counts too sparse to be significant one window at a time, a CUSUM for
 //! slow ramps, minimum-count and minimum-ratio guards, a lifecycle with hysteresis and cooldown,
-//! and an onset score that marks only what beats the series' own recent record.
+//! and an onset score (for NAB-style consumers) weighted by an HTM-style likelihood of the
+//! series' recent surprise, marking at most one onset a day per series.
 //! Across series: Benjamini-Hochberg false-discovery-rate control each window.
 //! See `docs/detection.md` for the model and its measured quality.
 
@@ -21,7 +22,7 @@ pub use config::{DetectConfig, Params, Sensitivity};
 use series::{Observation, SeriesDetector};
 
 /// Goes into every crisis event; bump it when scores or lifecycle rules change.
-pub const DETECTOR_VERSION: &str = "cp-detect-1.1";
+pub const DETECTOR_VERSION: &str = "cp-detect-1.2";
 
 /// Where a series stands after a window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,8 +78,9 @@ pub struct Assessment {
     /// Anomaly score in [0, 1]; 0.5 is exactly the preset's evidence to open a crisis (after
     /// FDR control and guards), higher is stronger. 0 during warm-up.
     pub score: f64,
-    /// `score` scaled down where no crisis could open (one is open, or cooldown): what an
-    /// onset-marking consumer such as the NAB backtest should threshold.
+    /// `score` times the onset likelihood (how unusual the recent surprise is for this series),
+    /// cut to 0.2 x score for a day after a window reached 0.5: what an onset-marking consumer
+    /// such as the NAB backtest should threshold. The lifecycle does not use it.
     pub onset_score: f64,
     pub ratio: f64,
     pub state: SeriesState,

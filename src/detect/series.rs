@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::config::Params;
-use super::likelihood::Likelihood;
+use super::likelihood::{Likelihood, OnsetLikelihood};
 use super::scan::{Scan, ScanResult};
 use super::stats::{nb_lower, nb_upper, t_upper};
 use super::{Assessment, SeriesState, Transition};
@@ -66,9 +66,11 @@ pub struct SeriesDetector {
     /// Recent windows for the multi-window scan (counts).
     #[serde(default)]
     scan: Scan,
-    /// Decayed record of this series' score, for onset marking.
+    /// Windows left in which a new onset is not marked (after one was).
     #[serde(default)]
-    score_record: f64,
+    onset_quiet: u32,
+    #[serde(default)]
+    onset_lik: OnsetLikelihood,
 }
 
 impl SeriesDetector {
@@ -90,7 +92,8 @@ impl SeriesDetector {
             likelihood: Likelihood::new(),
             record: 0.0,
             scan: Scan::default(),
-            score_record: 0.0,
+            onset_quiet: 0,
+            onset_lik: OnsetLikelihood::default(),
         }
     }
 
@@ -267,10 +270,8 @@ impl SeriesDetector {
         }
         let score = if o.warm { e / (e + e_open) } else { 0.0 };
         let mut transition = None;
-        let mut onset_score = score;
         if self.state == SeriesState::Crisis {
             transition = self.continue_crisis(o, p);
-            onset_score *= 0.2;
         } else {
             self.cooldown = self.cooldown.saturating_sub(1);
             // In cooldown a new crisis needs `cooldown_evidence` times the usual evidence: a
@@ -302,9 +303,6 @@ impl SeriesDetector {
                     onset_ms: self.onset_ms,
                 });
             } else {
-                if self.cooldown > 0 {
-                    onset_score *= 0.2;
-                }
                 self.state = if !o.warm {
                     SeriesState::Warmup
                 } else if o.p < p.calm_p {
@@ -314,13 +312,19 @@ impl SeriesDetector {
                 };
             }
         }
-        // Onset marking: a score that does not beat the series' own decayed record score is the
-        // continuation of something already seen (a wave's later windows, the n-th spike of a
-        // spiky series), not an onset.
-        if score <= self.score_record {
+        // Onset marking: the score, weighted by how unusual the recent surprise is for this
+        // series (a bursty series is surprising often; its onsets must be rarer still).
+        let lik = self
+            .onset_lik
+            .step(e_raw, p.onset_short_alpha, p.onset_long_alpha);
+        let mut onset_score = score * lik;
+        // One onset a day per series at most (see `Params::onset_quiet_windows`).
+        if self.onset_quiet > 0 {
+            self.onset_quiet -= 1;
             onset_score = onset_score.min(0.2 * score);
+        } else if onset_score >= 0.5 {
+            self.onset_quiet = p.onset_quiet_windows;
         }
-        self.score_record = (self.score_record * p.onset_record_decay).max(score);
         let in_crisis = self.state == SeriesState::Crisis;
         // The window that opened a crisis was cleared from the scan with the ones before it.
         if !matches!(transition, Some(Transition::Opened { .. })) {

@@ -73,3 +73,26 @@ fn spike_opens_then_resolves_with_one_lifecycle() {
         .count();
     assert_eq!(opened, 1, "{events:?}");
 }
+
+#[test]
+fn onset_is_marked_at_most_once_a_day() {
+    let mut d = Detector::new(&DetectConfig::default(), 300_000);
+    let mut out = Vec::new();
+    let mut marked = Vec::new();
+    // Two spikes 16 h apart (the second far bigger, so it opens a crisis of its own after the
+    // first resolved and cooled down), then a third two days later.
+    let spikes = [(1000..1006), (1192..1198), (1800..1806)];
+    for w in 0..2200i64 {
+        let x = match spikes.iter().position(|r| r.contains(&w)) {
+            Some(0) => 80.0,
+            Some(1) => 400.0,
+            Some(_) => 2000.0,
+            None => 10.0 + (w % 5) as f64,
+        };
+        d.assess(w * 300_000, &[x], &mut out);
+        if out[0].onset_score >= 0.5 {
+            marked.push(w);
+        }
+    }
+    assert_eq!(marked, vec![1000, 1800], "onsets marked at {marked:?}");
+}
