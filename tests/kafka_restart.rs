@@ -198,7 +198,7 @@ async fn restart_mid_stream_loses_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "regressed this stop: with the rebalance-callback override of src/source/kafka.rs (resume at checkpoint positions), B never takes over within 180 s on tansu in this in-process pair (measured twice); with the override disabled it passes in 15 s; the two-process rebalance test in kafka_faults.rs passes with it; not diagnosed"]
+
 async fn survivor_takes_over_partitions_of_a_stopped_instance() {
     let brokers = require_broker();
     let prefix = unique("group");
