@@ -182,10 +182,17 @@ impl Pipeline {
             });
         }
         if cp.detector_version != DETECTOR_VERSION {
-            return Err(StateError::DetectorChanged {
-                found: cp.detector_version,
-                expected: DETECTOR_VERSION.to_string(),
-            });
+            if !crate::detect::RESTORES_FROM.contains(&cp.detector_version.as_str()) {
+                return Err(StateError::DetectorChanged {
+                    found: cp.detector_version,
+                    expected: DETECTOR_VERSION.to_string(),
+                });
+            }
+            tracing::info!(
+                from = %cp.detector_version,
+                to = DETECTOR_VERSION,
+                "checkpoint of an older detector: baselines and open crises carried over"
+            );
         }
         let n = self.topics().len();
         let s = &cp.state;
