@@ -25,9 +25,19 @@ fn pipeline() -> Pipeline {
     Pipeline::new(&cfg).expect("pipeline")
 }
 
+thread_local! {
+    /// One pipeline per test thread, reused by every case of that test: building the
+    /// classifier is most of a case's cost in a debug build, and state carried from one
+    /// hostile case into the next is, if anything, more hostile.
+    static SHARED: std::cell::RefCell<Pipeline> = std::cell::RefCell::new(pipeline());
+}
+
+fn with_shared<R>(f: impl FnOnce(&mut Pipeline) -> R) -> R {
+    SHARED.with(|p| f(&mut p.borrow_mut()))
+}
+
 fn reason(bytes: &[u8]) -> Option<DecodeReason> {
-    let mut p = pipeline();
-    p.ingest_json(bytes, &ctx()).err().map(|e| e.reason)
+    with_shared(|p| p.ingest_json(bytes, &ctx()).err().map(|e| e.reason))
 }
 
 fn ev(extra: &str) -> String {
@@ -342,8 +352,9 @@ proptest! {
 
     #[test]
     fn random_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
-        let mut p = pipeline();
-        let _ = p.ingest_json(&bytes, &ctx());
+        with_shared(|p| {
+            let _ = p.ingest_json(&bytes, &ctx());
+        });
     }
 
     /// Objects built from the schema's field names with values of any type: decoded events
@@ -354,14 +365,16 @@ proptest! {
     ) {
         let body: Vec<String> = fields.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
         let payload = format!("{{{}}}", body.join(","));
-        let mut p = pipeline();
-        match p.ingest_json(payload.as_bytes(), &ctx()) {
-            Ok(_) => {
-                let mut out = Vec::new();
-                p.advance(NOW + 3_600_000, &mut out);
-                p.flush(&mut out);
+        with_shared(|p| -> Result<(), TestCaseError> {
+            match p.ingest_json(payload.as_bytes(), &ctx()) {
+                Ok(_) => {
+                    let mut out = Vec::new();
+                    p.advance(NOW + 3_600_000, &mut out);
+                    p.flush(&mut out);
+                }
+                Err(e) => prop_assert!(DecodeReason::ALL.contains(&e.reason)),
             }
-            Err(e) => prop_assert!(DecodeReason::ALL.contains(&e.reason)),
-        }
+            Ok(())
+        })?;
     }
 }
