@@ -768,7 +768,7 @@ impl Drop for OwnBroker {
 /// SQLite storage kept): the service reconnects by itself, resumes, and its outputs and
 /// counters equal an uninterrupted run's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "not met yet: against the test's own SQLite-backed tansu the faulty run made no progress within 180 s, twice (first with 6 s sessions that tansu's heartbeats outran, then with default sessions); not diagnosed"]
+#[ignore = "not met yet, diagnosed: the test's own SQLite-backed tansu stalls under this load (34 s to answer InitProducerId, a ProduceRequest unanswered for 60 s), so the service rightly postpones every checkpoint and the test sees no progress; with a smaller input the faults land after the end of the input and the final run's waits are met by the previous run's checkpoint (needs: wait for a checkpoint newer than the run's start)"]
 async fn broker_restart_while_running_loses_nothing() {
     let _serial = serial();
     let broker = OwnBroker::new();
