@@ -99,17 +99,6 @@ fn serve_on(
     Ok((local, task))
 }
 
-/// Completes on SIGINT (Ctrl-C) or SIGTERM (`docker stop`, Kubernetes).
-pub async fn shutdown_signal() {
-    match Signals::install() {
-        Ok(mut s) => s.recv().await,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for signals; stop with SIGKILL");
-            std::future::pending::<()>().await
-        }
-    }
-}
-
 /// SIGINT and SIGTERM handlers, installed when created (so no signal between installing and
 /// waiting can kill the process with the default action).
 pub struct Signals {

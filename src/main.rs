@@ -427,11 +427,13 @@ fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 reset_state,
                 ..Default::default()
             };
-            tokio::runtime::Runtime::new()?.block_on(crisis_pulse::service::run(
-                &cfg,
-                opts,
-                crisis_pulse::service::signal(),
-            ))?;
+            let rt = tokio::runtime::Runtime::new()?;
+            // Handlers first: a SIGTERM during start-up is a clean stop, not exit 143.
+            let shutdown = {
+                let _in_runtime = rt.enter();
+                crisis_pulse::service::signal()
+            };
+            rt.block_on(crisis_pulse::service::run(&cfg, opts, shutdown))?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Simulate {

@@ -149,24 +149,19 @@ pub async fn run(
     start(cfg, opts).await?.until(shutdown).await
 }
 
-/// SIGINT or SIGTERM.
-pub async fn signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(t) => t,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
+/// SIGINT or SIGTERM. The handlers are installed when this is called, not when the future is
+/// first polled: a signal during start-up (state restore, group join) then stops the service
+/// cleanly instead of killing it with the default action. Must be called inside a Tokio
+/// runtime (`Runtime::enter`).
+pub fn signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    let installed = crate::http::Signals::install();
+    async move {
+        match installed {
+            Ok(mut s) => s.recv().await,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for signals; stop with SIGKILL");
+                std::future::pending::<()>().await
+            }
         }
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }

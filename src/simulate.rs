@@ -197,7 +197,11 @@ pub fn stop_on_signal() -> Arc<AtomicBool> {
             .enable_all()
             .build()
         {
-            rt.block_on(crate::service::signal());
+            let signal = {
+                let _in_runtime = rt.enter();
+                crate::service::signal()
+            };
+            rt.block_on(signal);
             s.store(true, Ordering::Relaxed);
         }
     });
