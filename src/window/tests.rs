@@ -1,6 +1,9 @@
 use super::*;
 use proptest::prelude::*;
 
+/// A closed window without its samples: start, and per topic (complaints, contacts, terms).
+type Stripped = (i64, Vec<(u64, u64, Vec<(u32, u64)>)>);
+
 const MIN: i64 = 60_000;
 
 fn ev(agg: &mut Aggregator, t: i64, topic: u16, complaint: bool) -> Admit {
@@ -150,7 +153,7 @@ proptest! {
         prop_assert_eq!(late_a, 0);
         prop_assert_eq!(late_b, 0);
         // Samples depend on arrival order by design; compare everything else.
-        let strip = |w: &[ClosedWindow]| -> Vec<(i64, Vec<(u64, u64, Vec<(u32, u64)>)>)> {
+        let strip = |w: &[ClosedWindow]| -> Vec<Stripped> {
             w.iter().map(|w| (w.start_ms, w.topics.iter().map(|t| (t.complaints, t.contacts, t.terms.clone())).collect())).collect()
         };
         prop_assert_eq!(strip(&sorted_out), strip(&shuffled_out));
