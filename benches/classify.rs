@@ -7,7 +7,7 @@
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 
-use crisis_pulse::classify::{Classification, Classifier, ClassifyInput, Scratch};
+use crisis_pulse::classify::{Classification, Classifier, Scratch};
 use crisis_pulse::config::Config;
 
 include!("common/texts.rs");
@@ -44,17 +44,7 @@ fn bench(c: &mut Criterion) {
         let mut out = Classification::default();
         for (suffix, texts) in [("", &short), ("_290B", &long)] {
             group.bench_function(format!("{name}{suffix}"), |b| {
-                b.iter(|| {
-                    for (lang, text) in texts {
-                        let input = ClassifyInput {
-                            text: Some(text),
-                            language: (!lang.is_empty()).then_some(*lang),
-                            ..ClassifyInput::default()
-                        };
-                        cls.classify(black_box(&input), &mut scratch, &mut out);
-                        black_box(&out);
-                    }
-                })
+                b.iter(|| classify_each(&cls, texts, &mut scratch, &mut out))
             });
         }
     }

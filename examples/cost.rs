@@ -14,7 +14,7 @@
 use std::hint::black_box;
 
 use crisis_pulse::app::DEMO_CONFIG;
-use crisis_pulse::classify::{Classification, Classifier, ClassifyInput, Scratch};
+use crisis_pulse::classify::{Classification, Classifier, Scratch};
 use crisis_pulse::config::Config;
 use crisis_pulse::event::DecodeContext;
 use crisis_pulse::pipeline::Pipeline;
@@ -25,20 +25,10 @@ include!("../benches/common/texts.rs");
 #[inline(never)]
 fn run_classify(cls: &Classifier, texts: &[(&str, String)], rounds: usize) -> usize {
     let (mut scratch, mut out) = (Scratch::default(), Classification::default());
-    let mut n = 0;
     for _ in 0..rounds {
-        for (lang, text) in texts {
-            let input = ClassifyInput {
-                text: Some(text),
-                language: (!lang.is_empty()).then_some(*lang),
-                ..ClassifyInput::default()
-            };
-            cls.classify(black_box(&input), &mut scratch, &mut out);
-            black_box(&out);
-            n += 1;
-        }
+        classify_each(cls, texts, &mut scratch, &mut out);
     }
-    n
+    rounds * texts.len()
 }
 
 #[inline(never)]

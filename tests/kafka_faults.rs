@@ -191,35 +191,6 @@ checkpoint_interval = "500ms"
     Deployment { config, ..d }
 }
 
-/// The group's committed offsets of every partition of `topics` that has one, keyed as
-/// checkpoints key positions (`topic/partition`).
-fn committed_positions(brokers: &str, group: &str, topics: &[String]) -> BTreeMap<String, i64> {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    let c: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", group)
-        .create()
-        .expect("consumer");
-    let mut tpl = rdkafka::TopicPartitionList::new();
-    for t in topics {
-        let md = c
-            .fetch_metadata(Some(t), Duration::from_secs(10))
-            .expect("metadata");
-        for p in md.topics()[0].partitions() {
-            tpl.add_partition(t, p.id());
-        }
-    }
-    c.committed_offsets(tpl, Duration::from_secs(10))
-        .expect("committed offsets")
-        .elements()
-        .iter()
-        .filter_map(|e| match e.offset() {
-            rdkafka::Offset::Offset(o) => Some((format!("{}/{}", e.topic(), e.partition()), o)),
-            _ => None,
-        })
-        .collect()
-}
-
 /// The newest checkpoint in `dir` and its sequence number.
 fn newest(dir: &Path) -> Option<(u64, Checkpoint)> {
     let (seq, path) = state::list(dir).ok()?.pop()?;

@@ -97,17 +97,8 @@ impl Channel {
             ("other", Channel::Other),
         ];
         // The canonical names, as producers normally send them, without the scan.
-        let exact = match s {
-            "phone" => Some(Channel::Phone),
-            "email" => Some(Channel::Email),
-            "chat" => Some(Channel::Chat),
-            "social" => Some(Channel::Social),
-            "review" => Some(Channel::Review),
-            "other" => Some(Channel::Other),
-            _ => None,
-        };
-        if exact.is_some() {
-            return exact;
+        if let Some(&c) = Channel::ALL.iter().find(|c| c.as_str() == s) {
+            return Some(c);
         }
         let s = s.trim();
         NAMES

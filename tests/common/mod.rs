@@ -244,6 +244,37 @@ pub fn read_topic(
     out
 }
 
+/// The group's committed offsets of every partition of `topics` that has one, keyed as
+/// checkpoints key positions (`topic/partition`).
+pub fn committed_positions(brokers: &str, group: &str, topics: &[String]) -> BTreeMap<String, i64> {
+    let c: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for t in topics {
+        let md = c
+            .fetch_metadata(Some(t), Duration::from_secs(10))
+            .expect("metadata");
+        for p in md.topics()[0].partitions() {
+            tpl.add_partition(t, p.id());
+        }
+    }
+    c.committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed offsets")
+        .elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some((
+                crisis_pulse::service::checkpoint::key(e.topic(), e.partition()),
+                o,
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The header value of `key`, as text.
 pub fn header(m: &OwnedMessage, key: &str) -> Option<String> {
     use rdkafka::message::Headers;
