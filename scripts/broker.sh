@@ -70,12 +70,14 @@ start() {
   esac
   (
     cd "$state"
-    nohup "$bin" broker \
+    # tansu logs through RUST_LOG; TANSU_LOG (e.g. tansu_broker::coordinator=info) sets it for
+    # a post-mortem without inheriting the caller's RUST_LOG.
+    RUST_LOG="${TANSU_LOG:-warn}" nohup "$bin" broker \
       --cluster-id crisis-pulse \
       --listener-url "tcp://127.0.0.1:$port" \
       --advertised-listener-url "tcp://127.0.0.1:$port" \
       --storage-engine "$engine" \
-      >"$log" 2>&1 &
+      >>"$log" 2>&1 &
     echo $! >"$pidfile"
   )
   for _ in $(seq 1 150); do

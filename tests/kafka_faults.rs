@@ -240,27 +240,71 @@ fn run_with_faults(
     end: i64,
     faults: usize,
     rng: &mut SmallRng,
+    fault: impl FnMut(&mut Child, usize) -> bool,
+) -> (Checkpoint, Vec<i64>) {
+    run_with_faults_when(d, total, end, faults, When::Progress, rng, fault)
+}
+
+/// When a fault is injected.
+#[derive(Clone, Copy)]
+enum When {
+    /// Once a checkpoint covers more input than at the previous fault, plus 0-1.5 s.
+    Progress,
+    /// 1 s to `max` after the run started or the previous fault, whatever the progress: for a
+    /// broker that is slow to acknowledge outputs, whose checkpoints (postponed until the
+    /// outputs are acknowledged) may come only after the whole input is read.
+    Running { max: Duration },
+}
+
+fn run_with_faults_when(
+    d: &Deployment,
+    total: i64,
+    end: i64,
+    faults: usize,
+    when: When,
+    rng: &mut SmallRng,
     mut fault: impl FnMut(&mut Child, usize) -> bool,
 ) -> (Checkpoint, Vec<i64>) {
     let mut at_fault = Vec::new();
     let mut run = 0;
+    // Every wait below asks for a checkpoint written by the current run: one left by an
+    // earlier run (which may already cover the whole input) proves nothing about this one.
+    let seq_now = || newest(&d.state()).map_or(0, |(seq, _)| seq);
+    let mut floor = seq_now();
     let mut child = d.spawn(run);
     for i in 0..faults {
-        // Progress first: a checkpoint that covers more input than at the last fault.
-        let before = at_fault.last().copied().unwrap_or(0);
-        wait_for(
-            "progress",
-            d,
-            run,
-            &mut child,
-            Duration::from_secs(180),
-            || newest(&d.state()).is_some_and(|(_, cp)| consumed(&cp) > before),
-        );
-        std::thread::sleep(Duration::from_millis(rng.random_range(0..1500)));
+        match when {
+            When::Progress => {
+                // Progress first: a checkpoint that covers more input than at the last fault.
+                let before = at_fault.last().copied().unwrap_or(0);
+                wait_for(
+                    "progress",
+                    d,
+                    run,
+                    &mut child,
+                    Duration::from_secs(180),
+                    || {
+                        newest(&d.state())
+                            .is_some_and(|(seq, cp)| seq > floor && consumed(&cp) > before)
+                    },
+                );
+                std::thread::sleep(Duration::from_millis(rng.random_range(0..1500)));
+            }
+            When::Running { max } => {
+                let at = Instant::now()
+                    + Duration::from_millis(
+                        rng.random_range(1000..max.as_millis().max(1001) as u64),
+                    );
+                wait_for("the fault's moment", d, run, &mut child, max * 2, || {
+                    Instant::now() >= at
+                });
+            }
+        }
         at_fault.push(newest(&d.state()).map_or(0, |(_, cp)| consumed(&cp)));
         if fault(&mut child, i) {
             child.wait().expect("reaped");
             run += 1;
+            floor = seq_now();
             child = d.spawn(run);
         }
     }
@@ -270,7 +314,7 @@ fn run_with_faults(
         run,
         &mut child,
         Duration::from_secs(300),
-        || newest(&d.state()).is_some_and(|(_, cp)| consumed(&cp) >= total),
+        || newest(&d.state()).is_some_and(|(seq, cp)| seq > floor && consumed(&cp) >= total),
     );
     // Wait until the watermark has passed the end of the data (idle partitions stop holding
     // it back; one whose offsets are not known yet holds it for up to a minute after its
@@ -282,8 +326,9 @@ fn run_with_faults(
         &mut child,
         Duration::from_secs(180),
         || {
-            newest(&d.state())
-                .is_some_and(|(_, cp)| cp.state.watermark_ms.is_some_and(|w| w >= end))
+            newest(&d.state()).is_some_and(|(seq, cp)| {
+                seq > floor && cp.state.watermark_ms.is_some_and(|w| w >= end)
+            })
         },
     );
     let exit = sigterm(&mut child, Duration::from_secs(60))
@@ -396,6 +441,7 @@ struct Outputs {
 }
 
 fn outputs(brokers: &str, d: &Deployment) -> Outputs {
+    eprintln!("{}: reading its outputs", d.name);
     let read = |t: &str| {
         read_topic(
             brokers,
@@ -412,18 +458,32 @@ fn outputs(brokers: &str, d: &Deployment) -> Outputs {
     }
 }
 
-/// Plans `days` of simulated traffic over two channel topics of two partitions each.
+/// Plans `days` of simulated traffic over two channel topics of two partitions each, and
+/// publishes it.
 async fn input(
     brokers: &str,
     mock: Option<&Mock>,
     days: i64,
     scale: f64,
 ) -> (Vec<String>, Vec<Planned>, i64) {
-    let prefix = unique("faults");
-    let topics = vec![format!("{prefix}.chat"), format!("{prefix}.email")];
-    for t in &topics {
+    let (topics, planned, end) = plan(days, scale);
+    publish(brokers, mock, &topics, &planned).await;
+    (topics, planned, end)
+}
+
+/// Creates the input topics and produces the planned records, one per batch (see
+/// `produce_unbatched`).
+async fn publish(brokers: &str, mock: Option<&Mock>, topics: &[String], planned: &[Planned]) {
+    for t in topics {
         create(brokers, mock, &[t], 2).await;
     }
+    produce_unbatched(brokers, planned);
+}
+
+/// `days` of simulated traffic over two channel topics of two partitions each.
+fn plan(days: i64, scale: f64) -> (Vec<String>, Vec<Planned>, i64) {
+    let prefix = unique("faults");
+    let topics = vec![format!("{prefix}.chat"), format!("{prefix}.email")];
     let sim = sim(days, scale, 11, true);
     let end = sim.iter().map(|r| r.time_ms).max().expect("records");
     let planned: Vec<Planned> = sim
@@ -436,7 +496,6 @@ async fn input(
             timestamp_ms: r.time_ms,
         })
         .collect();
-    produce_unbatched(brokers, &planned);
     (topics, planned, end)
 }
 
@@ -688,6 +747,58 @@ async fn rebalance_hands_partitions_over_without_loss_or_double_count() {
     eprintln!("rebalance: {total} records; A counted {by_a}, B {by_b}, {dead} dead letters");
 }
 
+/// Outputs the broker refuses for good (librdkafka's mock cluster answers the service's first
+/// produce requests with MESSAGE_TOO_LARGE, a permanent error): the service checkpoints
+/// nothing that covers them, rolls back to its last checkpoint and reads that input again, so
+/// every window, crisis and dead letter still comes out, as in an uninterrupted run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_outputs_are_published_again_from_the_last_checkpoint() {
+    use rdkafka::types::RDKafkaApiKey;
+    use rdkafka::types::RDKafkaRespErr;
+    let _serial = serial();
+    let mock = Mock::new(1).expect("mock cluster");
+    let brokers = mock.bootstrap_servers();
+    let (topics, planned, end) = input(&brokers, Some(&mock), 2, 1.0).await;
+    let total = planned.len() as i64;
+
+    let clean = deployment(
+        "clean-refused",
+        &brokers,
+        Some(&mock),
+        &topics,
+        "at-least-once",
+    )
+    .await;
+    let clean_cp = run_clean(&clean, total, end);
+    let faulty = deployment(
+        "faulty-refused",
+        &brokers,
+        Some(&mock),
+        &topics,
+        "at-least-once",
+    )
+    .await;
+    mock.request_errors(
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE; 3],
+    );
+    let faulty_cp = run_clean(&faulty, total, end);
+    let log = std::fs::read_to_string(faulty.log(0)).expect("run log");
+    assert!(
+        log.contains("delivery failed permanently") && log.contains("state rolled back"),
+        "the refused outputs were noticed and the state rolled back:\n{}",
+        faulty.tail(0)
+    );
+    let (co, fo) = (outputs(&brokers, &clean), outputs(&brokers, &faulty));
+    compare(&planned, end, (&clean_cp, &co), (&faulty_cp, &fo));
+    eprintln!(
+        "refused outputs: {total} records; republished duplicates: windows {}, crises {}, dead letters {}",
+        fo.windows.1 - fo.windows.0.len(),
+        fo.crises.1 - fo.crises.0.len(),
+        fo.dead.1 - fo.dead.0.len()
+    );
+}
+
 /// A tansu broker of the test's own, with SQLite storage (it survives a restart), on a free
 /// port, managed by `scripts/broker.sh`.
 struct OwnBroker {
@@ -701,10 +812,13 @@ impl OwnBroker {
             .and_then(|l| l.local_addr())
             .expect("free port")
             .port();
-        let b = OwnBroker {
-            port,
-            dir: tempfile::tempdir().expect("tempdir"),
-        };
+        let mut dir = tempfile::tempdir().expect("tempdir");
+        // CRISIS_PULSE_FAULT_KEEP=1 keeps the broker's log and SQLite file too.
+        if std::env::var_os("CRISIS_PULSE_FAULT_KEEP").is_some() {
+            dir.disable_cleanup(true);
+            eprintln!("broker: {}", dir.path().display());
+        }
+        let b = OwnBroker { port, dir };
         b.script("start");
         b
     }
@@ -742,20 +856,29 @@ impl Drop for OwnBroker {
 #[ignore = "not met yet, diagnosed: the test's own SQLite-backed tansu stalls under this load (34 s to answer InitProducerId, a ProduceRequest unanswered for 60 s), so the service rightly postpones every checkpoint and the test sees no progress; with a smaller input the faults land after the end of the input and the final run's waits are met by the previous run's checkpoint (needs: wait for a checkpoint newer than the run's start)"]
 async fn broker_restart_while_running_loses_nothing() {
     let _serial = serial();
+    // The uninterrupted reference runs on the suite's broker; the faulty run has a SQLite-backed
+    // broker of its own, which it shares with nothing else (tansu 0.6.0 on SQLite answers
+    // slowly under load: the less else it stores, the sooner it answers).
+    let shared = require_broker();
     let broker = OwnBroker::new();
     let brokers = broker.brokers();
-    let (topics, planned, end) = input(&brokers, None, 2, 3.0).await;
+    let (topics, planned, end) = plan(2, 1.0);
+    publish(&shared, None, &topics, &planned).await;
+    publish(&brokers, None, &topics, &planned).await;
     let total = planned.len() as i64;
 
-    let clean = deployment("clean-brk", &brokers, None, &topics, "at-least-once").await;
+    let clean = deployment("clean-brk", &shared, None, &topics, "at-least-once").await;
     let clean_cp = run_clean(&clean, total, end);
     let faulty = deployment("faulty-brk", &brokers, None, &topics, "at-least-once").await;
     // Fault 0: the broker restarts under the running service. Fault 1: the broker goes down,
     // then the service is asked to stop (SIGTERM) while it cannot reach it; the broker comes
     // back and the service is started again.
     let mut shutdown = None;
+    let when = When::Running {
+        max: Duration::from_secs(8),
+    };
     let (faulty_cp, at_fault) =
-        run_with_faults(&faulty, total, end, 2, &mut seeded(), |child, i| {
+        run_with_faults_when(&faulty, total, end, 2, when, &mut seeded(), |child, i| {
             broker.script("stop");
             if i == 0 {
                 std::thread::sleep(Duration::from_secs(3));
@@ -777,7 +900,7 @@ async fn broker_restart_while_running_loses_nothing() {
         at_fault.iter().any(|&n| n < total),
         "a broker restart landed mid-stream: {at_fault:?} of {total}"
     );
-    let (co, fo) = (outputs(&brokers, &clean), outputs(&brokers, &faulty));
+    let (co, fo) = (outputs(&shared, &clean), outputs(&brokers, &faulty));
     compare(&planned, end, (&clean_cp, &co), (&faulty_cp, &fo));
     eprintln!(
         "broker restarts: {total} records, restarts after {at_fault:?}; duplicates republished: windows {}, crises {}, dead letters {}",

@@ -55,6 +55,7 @@ pub struct Metrics {
     pub delivery_errors: IntCounterVec,
     pub assigned_partitions: IntGauge,
     pub checkpoints: IntCounter,
+    pub rewinds: IntCounter,
     pub checkpoint_seconds: Histogram,
     // Latency: record through `batch` / `detection` so the HdrHistograms see every sample.
     pub batch_latency: Histogram,

@@ -194,6 +194,10 @@ impl Metrics {
                 "crisis_pulse_checkpoints_total",
                 "State checkpoints written (with the offsets they cover committed).",
             ),
+            rewinds: b.counter(
+                "crisis_pulse_rewinds_total",
+                "Roll-backs to the last checkpoint to read its input again (outputs refused by the broker, or a transaction aborted by a rebalance).",
+            ),
             checkpoint_seconds: b.histogram(
                 "crisis_pulse_checkpoint_duration_seconds",
                 "Time to flush outputs, write a checkpoint and commit its offsets.",

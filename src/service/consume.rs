@@ -68,6 +68,11 @@ pub struct Worker {
     positions: Positions,
     /// Checkpoints postponed in a row (broker unreachable).
     postponed: u64,
+    /// `sink.failed()` as of the last checkpoint or rewind.
+    failed_seen: u64,
+    /// The state as of the newest checkpoint this process wrote or started from (the fresh
+    /// state if none): what a rewind goes back to.
+    last: Option<Box<state::Checkpoint>>,
 }
 
 impl Worker {
@@ -121,6 +126,9 @@ impl Worker {
             tracing::info!(dir = %dir.display(), delivery = cfg.kafka.delivery.as_str(), partitions = positions.len(), "durable state enabled");
         }
         let size_ms = cfg.window.size.as_millis();
+        let last = state_dir
+            .is_some()
+            .then(|| Box::new(p.checkpoint(positions.clone())));
         Ok(Worker {
             kafka: cfg.kafka.clone(),
             consumer: Some(consumer),
@@ -151,6 +159,8 @@ impl Worker {
             ),
             positions,
             postponed: 0,
+            failed_seen: 0,
+            last,
         })
     }
 
@@ -282,8 +292,24 @@ impl Worker {
                 return Ok(());
             }
             self.postponed = 0;
+            let failed = ctx.sink.failed();
+            if failed > self.failed_seen {
+                // Some output of what was read since the last checkpoint is lost: checkpoint
+                // nothing, read it all again (the outputs come again, with the same ids).
+                self.failed_seen = failed;
+                anyhow::ensure!(
+                    !final_one,
+                    "outputs lost at shutdown: the next start re-reads from the last checkpoint"
+                );
+                self.metrics.rewinds.inc();
+                tracing::warn!(
+                    "outputs refused by the broker: state rolled back to the last checkpoint, reading again from its positions"
+                );
+                return self.rewind(consumer);
+            }
         }
-        let path = state::save(&dir, &self.p.checkpoint(positions.clone()))?;
+        let cp = self.p.checkpoint(positions.clone());
+        let path = state::save(&dir, &cp)?;
         // Commit what this process consumed from partitions it still owns: a partition it
         // has not read from yet already has a committed offset at least as far on. With
         // transactions, every assigned partition is in each commit, tagged with the
@@ -331,6 +357,7 @@ impl Worker {
             }
         }
         self.positions = positions;
+        self.last = Some(Box::new(cp));
         self.metrics
             .checkpoint_seconds
             .observe(started.elapsed().as_secs_f64());
@@ -347,36 +374,67 @@ impl Worker {
             Durability::Stateless => Ok(()),
             Durability::Checkpointed => self.checkpoint(consumer, false),
             Durability::Transactional => {
-                let Some(dir) = self.state_dir.clone() else {
-                    return Ok(());
-                };
-                let ctx = consumer.context();
-                let positions = state::resume(&mut self.p, &dir, false)?;
                 tracing::warn!(
                     "transaction aborted by a rebalance; state rolled back to the last checkpoint"
                 );
-                self.outs.clear();
-                if let Ok(mut o) = ctx.offsets.lock() {
-                    *o = OffsetTracker::default();
-                }
-                let tps = checkpoint::to_tps(&positions);
-                for tp in self.assigned.clone() {
-                    self.wm.remove(&tp);
-                    self.wm.observe(&tp, 0, self.clock.now_ms());
-                    if let Some(&at) = tps.get(&tp) {
-                        consumer.seek(
-                            &tp.0,
-                            tp.1,
-                            rdkafka::Offset::Offset(at),
-                            ctx.drain_timeout,
-                        )?;
-                    }
-                }
-                self.positions = positions;
-                ctx.sink.begin()?;
+                self.metrics.rewinds.inc();
+                self.rewind(consumer)?;
+                consumer.context().sink.begin()?;
                 Ok(())
             }
         }
+    }
+
+    /// Rolls the state back to the newest checkpoint this process wrote or started from (the
+    /// fresh state if none) and seeks every assigned partition to where that state left off:
+    /// the checkpoint's position, else the group's committed offset, else the start of the
+    /// partition (as `auto.offset.reset = earliest`, the service's default, would).
+    fn rewind(&mut self, consumer: &BaseConsumer<ServiceContext>) -> anyhow::Result<()> {
+        let Some(last) = self.last.as_deref() else {
+            return Ok(());
+        };
+        let ctx = consumer.context();
+        let positions = self.p.restore(last.clone())?;
+        self.outs.clear();
+        if let Ok(mut o) = ctx.offsets.lock() {
+            *o = OffsetTracker::default();
+        }
+        let tps = checkpoint::to_tps(&positions);
+        let uncovered: Vec<&Tp> = self
+            .assigned
+            .iter()
+            .filter(|tp| !tps.contains_key(*tp))
+            .collect();
+        let committed = if uncovered.is_empty() {
+            HashMap::new()
+        } else {
+            let mut tpl = rdkafka::TopicPartitionList::new();
+            for (t, p) in &uncovered {
+                tpl.add_partition(t, *p);
+            }
+            consumer
+                .committed_offsets(tpl, ctx.drain_timeout)?
+                .elements()
+                .iter()
+                .filter_map(|e| match e.offset() {
+                    rdkafka::Offset::Offset(o) => Some(((Arc::from(e.topic()), e.partition()), o)),
+                    _ => None,
+                })
+                .collect::<HashMap<Tp, i64>>()
+        };
+        // The watermark goes back with the state: every assigned partition holds it until it
+        // delivers again.
+        self.wm.reset();
+        for tp in self.assigned.clone() {
+            self.wm.observe(&tp, 0, self.clock.now_ms());
+            let at = match tps.get(&tp).or_else(|| committed.get(&tp)) {
+                Some(&o) => rdkafka::Offset::Offset(o),
+                None => rdkafka::Offset::Beginning,
+            };
+            consumer.seek(&tp.0, tp.1, at, ctx.drain_timeout)?;
+        }
+        self.positions = positions;
+        Ok(())
     }
 
     fn shutdown(mut self, consumer: &BaseConsumer<ServiceContext>) -> anyhow::Result<Summary> {

@@ -96,6 +96,9 @@ fn finite(x: f64) -> f64 {
 /// Counts deliveries and detection latency from the producer's own thread.
 pub struct DeliveryContext {
     metrics: Metrics,
+    /// Outputs the broker refused for good (never reset): a checkpoint must not cover the
+    /// input they came from (see `KafkaSink::failed`).
+    failed: std::sync::atomic::AtomicU64,
 }
 
 impl ClientContext for DeliveryContext {}
@@ -122,7 +125,9 @@ impl ProducerContext for DeliveryContext {
                     .delivery_errors
                     .with_label_values(&[output])
                     .inc();
-                tracing::error!(output, error = %e, "delivery failed permanently; record lost");
+                self.failed
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tracing::error!(output, error = %e, "delivery failed permanently; the input it came from is read again from the last checkpoint");
             }
         }
     }
@@ -181,6 +186,7 @@ impl KafkaSink {
         let producer: ThreadedProducer<DeliveryContext> = c
             .create_with_context(DeliveryContext {
                 metrics: metrics.clone(),
+                failed: Default::default(),
             })
             .map_err(SinkError::Create)?;
         if transactional {
@@ -349,6 +355,18 @@ impl KafkaSink {
     /// Messages not yet delivered.
     pub fn in_flight(&self) -> i32 {
         self.producer.in_flight_count()
+    }
+
+    /// Outputs the broker refused for good since this sink started (monotonic). With
+    /// `message.timeout.ms = 0` librdkafka retries every retriable error forever, so these are
+    /// errors it deems permanent (measured: tansu answering "Unknown broker error" while it
+    /// restarts). A caller compares it across a checkpoint: a rise means some output of the
+    /// input read since the last checkpoint is missing, so that input must be read again.
+    pub fn failed(&self) -> u64 {
+        self.producer
+            .context()
+            .failed
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 

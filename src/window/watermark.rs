@@ -67,6 +67,13 @@ impl<K: Eq + Hash + Clone> Watermarks<K> {
         self.inputs.remove(input);
     }
 
+    /// Forgets every input and the watermark itself (which otherwise never goes back): for a
+    /// consumer that rewinds to an earlier checkpoint and reads its input again.
+    pub fn reset(&mut self) {
+        self.inputs.clear();
+        self.current = None;
+    }
+
     pub fn inputs(&self) -> usize {
         self.inputs.len()
     }
@@ -103,6 +110,21 @@ impl<K: Eq + Hash + Clone> Watermarks<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reset_forgets_the_watermark() {
+        let mut w = Watermarks::new(1_000, 10_000, false);
+        w.observe(&0, 100_000, 0);
+        assert_eq!(w.current(0), Some(99_000));
+        w.reset();
+        assert_eq!(w.current(0), None);
+        w.observe(&0, 50_000, 0);
+        assert_eq!(
+            w.current(0),
+            Some(49_000),
+            "after a reset, time may start earlier"
+        );
+    }
 
     #[test]
     fn slowest_active_input_holds_time() {
