@@ -195,15 +195,55 @@ async fn restart_mid_stream_loses_nothing() {
     }
 }
 
+/// Against tansu 0.6.0 (the real broker). Ignored: it fails now and then, and the cause is
+/// tansu's. Diagnosed with tansu's own coordinator log (`TANSU_LOG=tansu_broker::coordinator=debug`
+/// for `scripts/broker.sh`) and librdkafka's (`CRISIS_PULSE_TEST_RDKAFKA_DEBUG=cgrp`): when the
+/// instance that leaves is the group's leader, tansu's LeaveGroup removes the member but keeps
+/// it as the leader of the forming group (`Forming { leader: Some(<departed member>) }`, the
+/// survivor being the only member). The survivor's every JoinGroup answer names the departed
+/// leader with no member list, its SyncGroup is answered "rebalance in progress", and it rejoins
+/// forever (three minutes of that, 8 runs in a loop on a fresh broker: 7 passed, the leader
+/// left in the eighth). The missed-heartbeat eviction that would clear the leader only looks at
+/// current members. The same handover passes on librdkafka's mock cluster (the test below)
+/// and in the two-process rebalance fault test, where the joining instance leaves.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "flaky on tansu, not diagnosed: inside a full `scripts/test.sh` run, B did not take over A's partitions within 180 s (this stop's full run, and twice last stop); alone, beside the restart test, under CPU load and after the kill -9 fault test it passed 14 of 14 times (15-18 s). The two-process handover (kafka_faults: rebalance, kill -9) passes. Debug it with CRISIS_PULSE_TEST_RDKAFKA_DEBUG=cgrp RUST_LOG=info,librdkafka=debug"]
+#[ignore = "tansu 0.6.0 bug, diagnosed: a departed leader stays the forming group's leader, so the survivor waits forever for its assignment (see the doc comment); the mock-cluster variant runs"]
 async fn survivor_takes_over_partitions_of_a_stopped_instance() {
     let brokers = require_broker();
+    survivor_takes_over(&brokers, None).await;
+}
+
+/// The same handover on librdkafka's mock cluster, whose group coordinator hands a departed
+/// leader's role on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn survivor_takes_over_partitions_of_a_stopped_instance_on_the_mock_cluster() {
+    let mock = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
+    let brokers = mock.bootstrap_servers();
+    survivor_takes_over(&brokers, Some(&mock)).await;
+}
+
+async fn survivor_takes_over(
+    brokers: &str,
+    mock: Option<
+        &rdkafka::mocking::MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    >,
+) {
+    let brokers = brokers.to_string();
     let prefix = unique("group");
     let topic = format!("{prefix}.email");
     let (crisis_topic, dlq_topic) = (format!("{prefix}-crisis"), format!("{prefix}-dlq"));
-    create_topics(&brokers, &[&topic], 4).await;
-    create_topics(&brokers, &[&crisis_topic, &dlq_topic], 1).await;
+    match mock {
+        Some(m) => {
+            m.create_topic(&topic, 4, 1).expect("topic");
+            for t in [&crisis_topic, &dlq_topic] {
+                m.create_topic(t, 1, 1).expect("topic");
+            }
+        }
+        None => {
+            create_topics(&brokers, &[&topic], 4).await;
+            create_topics(&brokers, &[&crisis_topic, &dlq_topic], 1).await;
+        }
+    }
     let group = unique("g");
     let cfg = config(
         &brokers,
