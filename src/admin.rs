@@ -17,7 +17,7 @@ pub async fn ensure_topics(
     topics: &[&str],
     partitions: i32,
 ) -> anyhow::Result<()> {
-    let admin: AdminClient<DefaultClientContext> = client_config(k).create()?;
+    let admin: AdminClient<DefaultClientContext> = client_config(k, crate::sink::kafka::Role::Admin).create()?;
     let new: Vec<NewTopic<'_>> = topics
         .iter()
         .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
@@ -37,7 +37,7 @@ pub async fn ensure_topics(
 
 /// Waits until the broker answers a metadata request; returns the broker count.
 pub fn wait_ready(k: &KafkaConfig, timeout: Duration) -> anyhow::Result<usize> {
-    let consumer: BaseConsumer = client_config(k).create()?;
+    let consumer: BaseConsumer = client_config(k, crate::sink::kafka::Role::Admin).create()?;
     let deadline = std::time::Instant::now() + timeout;
     loop {
         match consumer.fetch_metadata(None, Duration::from_secs(2)) {

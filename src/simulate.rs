@@ -62,13 +62,13 @@ pub struct Loader {
 
 impl Loader {
     pub fn new(k: &KafkaConfig) -> anyhow::Result<Self> {
-        let mut c = client_config(k);
+        let mut c = client_config(k, crate::sink::kafka::Role::Producer);
         c.set("linger.ms", "20")
             .set("batch.num.messages", "10000")
             .set("queue.buffering.max.messages", "200000")
             .set("enable.idempotence", "true");
         // Defaults above may be overridden by `kafka.properties`.
-        crate::sink::kafka::apply_properties(&mut c, k);
+        crate::sink::kafka::apply_properties(&mut c, k, crate::sink::kafka::Role::Producer);
         Ok(Loader {
             producer: c.create_with_context(LoadContext::default())?,
         })

@@ -133,18 +133,104 @@ impl ProducerContext for DeliveryContext {
     }
 }
 
-/// Builds a client configuration with the brokers and the passthrough properties.
-pub fn client_config(k: &KafkaConfig) -> ClientConfig {
+/// Which kind of client a configuration is for: `kafka.properties` holds the properties of
+/// all of them, and librdkafka warns (CONFWARN) at every start when a consumer-only property
+/// reaches a producer or the reverse, so each client gets only the ones that apply to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Consumer,
+    Producer,
+    /// Admin and metadata clients: the properties common to both.
+    Admin,
+}
+
+/// librdkafka properties that only a consumer reads (CONFIGURATION.md, "C").
+const CONSUMER_ONLY: &[&str] = &[
+    "group.instance.id",
+    "partition.assignment.strategy",
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "group.protocol.type",
+    "group.protocol",
+    "group.remote.assignor",
+    "coordinator.query.interval.ms",
+    "max.poll.interval.ms",
+    "enable.auto.commit",
+    "auto.commit.interval.ms",
+    "enable.auto.offset.store",
+    "queued.min.messages",
+    "queued.max.messages.kbytes",
+    "fetch.wait.max.ms",
+    "fetch.queue.backoff.ms",
+    "fetch.message.max.bytes",
+    "max.partition.fetch.bytes",
+    "fetch.max.bytes",
+    "fetch.min.bytes",
+    "fetch.error.backoff.ms",
+    "isolation.level",
+    "enable.partition.eof",
+    "check.crcs",
+    "auto.offset.reset",
+    "consume.callback.max.messages",
+];
+
+/// librdkafka properties that only a producer reads (CONFIGURATION.md, "P").
+const PRODUCER_ONLY: &[&str] = &[
+    "transactional.id",
+    "transaction.timeout.ms",
+    "enable.idempotence",
+    "enable.gapless.guarantee",
+    "queue.buffering.max.messages",
+    "queue.buffering.max.kbytes",
+    "queue.buffering.max.ms",
+    "linger.ms",
+    "message.send.max.retries",
+    "retries",
+    "queue.buffering.backpressure.threshold",
+    "compression.codec",
+    "compression.type",
+    "compression.level",
+    "batch.num.messages",
+    "batch.size",
+    "delivery.report.only.error",
+    "sticky.partitioning.linger.ms",
+    "request.required.acks",
+    "acks",
+    "request.timeout.ms",
+    "message.timeout.ms",
+    "delivery.timeout.ms",
+    "partitioner",
+    "queuing.strategy",
+    "produce.offset.report",
+];
+
+/// Whether the passthrough property `key` applies to a client of `role`.
+pub fn applies(key: &str, role: Role) -> bool {
+    let consumer_only = CONSUMER_ONLY.contains(&key);
+    let producer_only = PRODUCER_ONLY.contains(&key);
+    match role {
+        Role::Consumer => !producer_only,
+        Role::Producer => !consumer_only,
+        Role::Admin => !consumer_only && !producer_only,
+    }
+}
+
+/// Builds a client configuration with the brokers and the passthrough properties that apply
+/// to `role`.
+pub fn client_config(k: &KafkaConfig, role: Role) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &k.brokers);
-    apply_properties(&mut c, k);
+    apply_properties(&mut c, k, role);
     c
 }
 
-/// Applies `kafka.properties` (after a client's own defaults, so they can be overridden).
-pub fn apply_properties(c: &mut ClientConfig, k: &KafkaConfig) {
+/// Applies `kafka.properties` that apply to `role` (after a client's own defaults, so they
+/// can be overridden).
+pub fn apply_properties(c: &mut ClientConfig, k: &KafkaConfig, role: Role) {
     for (key, v) in &k.properties {
-        c.set(key, v);
+        if applies(key, role) {
+            c.set(key, v);
+        }
     }
 }
 
@@ -169,10 +255,10 @@ pub struct Origin<'a> {
 
 impl KafkaSink {
     pub fn new(k: &KafkaConfig, metrics: Metrics) -> Result<Self, SinkError> {
-        let mut c = client_config(k);
+        let mut c = client_config(k, Role::Producer);
         c.set("linger.ms", "5");
         // Defaults above may be overridden by `kafka.properties`; these may not.
-        apply_properties(&mut c, k);
+        apply_properties(&mut c, k, Role::Producer);
         c.set("enable.idempotence", "true")
             .set("message.timeout.ms", "0");
         let transactional = k.delivery == Guarantee::ExactlyOnce;
@@ -405,5 +491,25 @@ fn send<'a>(
                 });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Role, applies};
+
+    #[test]
+    fn passthrough_properties_go_to_the_clients_that_read_them() {
+        assert!(applies("session.timeout.ms", Role::Consumer));
+        assert!(!applies("session.timeout.ms", Role::Producer));
+        assert!(applies("linger.ms", Role::Producer));
+        assert!(!applies("linger.ms", Role::Consumer));
+        for role in [Role::Consumer, Role::Producer, Role::Admin] {
+            assert!(applies("security.protocol", role));
+            assert!(applies("sasl.password", role));
+            assert!(applies("ssl.ca.location", role));
+        }
+        assert!(!applies("group.instance.id", Role::Admin));
+        assert!(!applies("transactional.id", Role::Admin));
     }
 }

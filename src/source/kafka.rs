@@ -16,7 +16,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::{ClientContext, util::Timeout};
 
 use crate::metrics::Metrics;
-use crate::sink::kafka::{KafkaSink, apply_properties, client_config};
+use crate::sink::kafka::{KafkaSink, Role, apply_properties, client_config};
 use crate::source::kafka_config::KafkaConfig;
 
 /// A partition of a subscribed topic.
@@ -427,12 +427,12 @@ pub fn consumer(
     k: &KafkaConfig,
     ctx: ServiceContext,
 ) -> anyhow::Result<BaseConsumer<ServiceContext>> {
-    let mut c = client_config(k);
+    let mut c = client_config(k, Role::Consumer);
     c.set("partition.assignment.strategy", "cooperative-sticky")
         .set("auto.commit.interval.ms", "1000")
         .set("auto.offset.reset", "earliest");
     // Defaults above may be overridden by `kafka.properties`; the offset handling may not.
-    apply_properties(&mut c, k);
+    apply_properties(&mut c, k, Role::Consumer);
     // With transactions, offsets are committed only inside them.
     let auto_commit = if ctx.durability == Durability::Transactional {
         "false"
