@@ -17,7 +17,8 @@ pub async fn ensure_topics(
     topics: &[&str],
     partitions: i32,
 ) -> anyhow::Result<()> {
-    let admin: AdminClient<DefaultClientContext> = client_config(k, crate::sink::kafka::Role::Admin).create()?;
+    let admin: AdminClient<DefaultClientContext> =
+        client_config(k, crate::sink::kafka::Role::Admin).create()?;
     let new: Vec<NewTopic<'_>> = topics
         .iter()
         .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))

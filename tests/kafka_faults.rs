@@ -138,12 +138,20 @@ async fn deployment(
         .map(|t| format!("{t:?}"))
         .collect::<Vec<_>>()
         .join(", ");
-    let text = crisis_pulse::app::DEMO_CONFIG.replacen(
+    let mut text = crisis_pulse::app::DEMO_CONFIG.replacen(
         "[window]\n",
         "[window]\nidle_timeout = \"2s\"\n",
         1,
-    ) + &format!(
-        r#"
+    );
+    if name.contains("brk") {
+        // 30-minute windows: six times fewer window records to read back from the SQLite-backed
+        // tansu, which serves fetches at a few hundred records a second (28,000 five-minute
+        // windows took over eight minutes to read; a 60 s read found none).
+        text = text.replacen("size = \"5m\"", "size = \"30m\"", 1);
+    }
+    let text = text
+        + &format!(
+            r#"
 [kafka]
 brokers = "{brokers}"
 group_id = "{group}"
@@ -160,39 +168,40 @@ delivery = "{delivery}"
 [state]
 checkpoint_interval = "500ms"
 "#,
-        group = d.group,
-        // A killed instance's partitions go to its successor after 6 s, not after 45 s.
-        // (Not with the test's own SQLite-backed broker, which answers heartbeats too slowly
-        // under load for so short a session.)
-        properties = {
-            let mut props = Vec::new();
-            if !name.contains("brk") {
-                props.push(
-                    r#""session.timeout.ms" = "6000", "heartbeat.interval.ms" = "500""#.to_string(),
-                );
-            } else {
-                // Static membership (KIP-345), as a stateful deployment should use it: a
-                // restarted instance rejoins as itself. Needed on tansu 0.6.0, whose group
-                // coordinator, once a member that could not leave (SIGTERM while the broker was
-                // down) is evicted for missing heartbeats, gives its successor an empty
-                // assignment and never rebalances again (measured; see docs/kafka.md).
-                props.push(format!(r#""group.instance.id" = "{name}""#));
-            }
-            // CRISIS_PULSE_FAULT_RDKAFKA_DEBUG=cgrp,fetch: librdkafka's own debug log in each
-            // run's log file, for a post-mortem.
-            if let Ok(contexts) = std::env::var("CRISIS_PULSE_FAULT_RDKAFKA_DEBUG") {
-                props.push(format!(r#""debug" = "{contexts}""#));
-            }
-            if props.is_empty() {
-                String::new()
-            } else {
-                format!("properties = {{ {} }}", props.join(", "))
-            }
-        },
-        crisis = d.crisis,
-        dlq = d.dlq,
-        windows = d.windows,
-    );
+            group = d.group,
+            // A killed instance's partitions go to its successor after 6 s, not after 45 s.
+            // (Not with the test's own SQLite-backed broker, which answers heartbeats too slowly
+            // under load for so short a session.)
+            properties = {
+                let mut props = Vec::new();
+                if !name.contains("brk") {
+                    props.push(
+                        r#""session.timeout.ms" = "6000", "heartbeat.interval.ms" = "500""#
+                            .to_string(),
+                    );
+                } else {
+                    // Static membership (KIP-345), as a stateful deployment should use it: a
+                    // restarted instance rejoins as itself. Needed on tansu 0.6.0, whose group
+                    // coordinator, once a member that could not leave (SIGTERM while the broker was
+                    // down) is evicted for missing heartbeats, gives its successor an empty
+                    // assignment and never rebalances again (measured; see docs/kafka.md).
+                    props.push(format!(r#""group.instance.id" = "{name}""#));
+                }
+                // CRISIS_PULSE_FAULT_RDKAFKA_DEBUG=cgrp,fetch: librdkafka's own debug log in each
+                // run's log file, for a post-mortem.
+                if let Ok(contexts) = std::env::var("CRISIS_PULSE_FAULT_RDKAFKA_DEBUG") {
+                    props.push(format!(r#""debug" = "{contexts}""#));
+                }
+                if props.is_empty() {
+                    String::new()
+                } else {
+                    format!("properties = {{ {} }}", props.join(", "))
+                }
+            },
+            crisis = d.crisis,
+            dlq = d.dlq,
+            windows = d.windows,
+        );
     let config = d.dir.path().join("crisis-pulse.toml");
     std::fs::write(&config, text).expect("config");
     Deployment { config, ..d }
@@ -247,29 +256,6 @@ fn run_with_faults(
     end: i64,
     faults: usize,
     rng: &mut SmallRng,
-    fault: impl FnMut(&mut Child, usize) -> bool,
-) -> (Checkpoint, Vec<i64>) {
-    run_with_faults_when(d, total, end, faults, When::Progress, rng, fault)
-}
-
-/// When a fault is injected.
-#[derive(Clone, Copy)]
-enum When {
-    /// Once a checkpoint covers more input than at the previous fault, plus 0-1.5 s.
-    Progress,
-    /// 1 s to `max` after the run started or the previous fault, whatever the progress: for a
-    /// broker that is slow to acknowledge outputs, whose checkpoints (postponed until the
-    /// outputs are acknowledged) may come only after the whole input is read.
-    Running { max: Duration },
-}
-
-fn run_with_faults_when(
-    d: &Deployment,
-    total: i64,
-    end: i64,
-    faults: usize,
-    when: When,
-    rng: &mut SmallRng,
     mut fault: impl FnMut(&mut Child, usize) -> bool,
 ) -> (Checkpoint, Vec<i64>) {
     let mut at_fault = Vec::new();
@@ -280,33 +266,17 @@ fn run_with_faults_when(
     let mut floor = seq_now();
     let mut child = d.spawn(run);
     for i in 0..faults {
-        match when {
-            When::Progress => {
-                // Progress first: a checkpoint that covers more input than at the last fault.
-                let before = at_fault.last().copied().unwrap_or(0);
-                wait_for(
-                    "progress",
-                    d,
-                    run,
-                    &mut child,
-                    Duration::from_secs(180),
-                    || {
-                        newest(&d.state())
-                            .is_some_and(|(seq, cp)| seq > floor && consumed(&cp) > before)
-                    },
-                );
-                std::thread::sleep(Duration::from_millis(rng.random_range(0..1500)));
-            }
-            When::Running { max } => {
-                let at = Instant::now()
-                    + Duration::from_millis(
-                        rng.random_range(1000..max.as_millis().max(1001) as u64),
-                    );
-                wait_for("the fault's moment", d, run, &mut child, max * 2, || {
-                    Instant::now() >= at
-                });
-            }
-        }
+        // Progress first: a checkpoint that covers more input than at the last fault.
+        let before = at_fault.last().copied().unwrap_or(0);
+        wait_for(
+            "progress",
+            d,
+            run,
+            &mut child,
+            Duration::from_secs(180),
+            || newest(&d.state()).is_some_and(|(seq, cp)| seq > floor && consumed(&cp) > before),
+        );
+        std::thread::sleep(Duration::from_millis(rng.random_range(0..1500)));
         at_fault.push(newest(&d.state()).map_or(0, |(_, cp)| consumed(&cp)));
         if fault(&mut child, i) {
             child.wait().expect("reaped");
@@ -814,6 +784,91 @@ async fn refused_outputs_are_published_again_from_the_last_checkpoint() {
     );
 }
 
+/// Two broker faults under a running service: fault 0, the broker goes away for 3 s and comes
+/// back; fault 1, the broker goes away, the service is asked to stop (SIGTERM) while it cannot
+/// reach it (its exit must be bounded), the broker comes back and the service is started again.
+/// Returns the final checkpoint and the progress at each fault (one of which must be mid-stream).
+fn broker_faults(
+    d: &Deployment,
+    total: i64,
+    end: i64,
+    down: impl Fn(),
+    up: impl Fn(),
+) -> (Checkpoint, Vec<i64>) {
+    let mut shutdown = None;
+    let (cp, at_fault) = run_with_faults(d, total, end, 2, &mut seeded(), |child, i| {
+        down();
+        if i == 0 {
+            std::thread::sleep(Duration::from_secs(3));
+            up();
+            return false;
+        }
+        let started = Instant::now();
+        let exit = sigterm(child, Duration::from_secs(60));
+        shutdown = Some((exit, started.elapsed()));
+        up();
+        true
+    });
+    let (exit, took) = shutdown.expect("the SIGTERM fault ran");
+    // Bounded: drain_timeout (10 s) for the producer, then the group leave; never a hang.
+    let exit =
+        exit.unwrap_or_else(|| panic!("no exit within 60 s of SIGTERM with the broker down"));
+    eprintln!(
+        "{}: SIGTERM with the broker down: exit {exit} after {took:?}",
+        d.name
+    );
+    assert!(
+        at_fault.iter().any(|&n| n > 0 && n < total),
+        "a broker fault landed mid-stream: {at_fault:?} of {total}"
+    );
+    (cp, at_fault)
+}
+
+/// The broker (librdkafka's mock cluster, its one broker set down and up again) goes away
+/// twice while the service runs: it reconnects, resumes, stops within bounds while the broker
+/// is away, and its outputs and counters equal an uninterrupted run's. The tansu variant below
+/// restarts a real broker process, but tansu 0.6.0 itself breaks under it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_outage_while_running_loses_nothing() {
+    let _serial = serial();
+    let mock = Mock::new(1).expect("mock cluster");
+    let brokers = mock.bootstrap_servers();
+    let (topics, planned, end) = input(&brokers, Some(&mock), 2, 1.0).await;
+    let total = planned.len() as i64;
+    let clean = deployment(
+        "clean-outage",
+        &brokers,
+        Some(&mock),
+        &topics,
+        "at-least-once",
+    )
+    .await;
+    let clean_cp = run_clean(&clean, total, end);
+    let faulty = deployment(
+        "faulty-outage",
+        &brokers,
+        Some(&mock),
+        &topics,
+        "at-least-once",
+    )
+    .await;
+    let (faulty_cp, at_fault) = broker_faults(
+        &faulty,
+        total,
+        end,
+        || mock.broker_down(1).expect("broker down"),
+        || mock.broker_up(1).expect("broker up"),
+    );
+    let (co, fo) = (outputs(&brokers, &clean), outputs(&brokers, &faulty));
+    compare(&planned, end, (&clean_cp, &co), (&faulty_cp, &fo));
+    eprintln!(
+        "broker outages: {total} records, outages after {at_fault:?}; duplicates republished: windows {}, crises {}, dead letters {}",
+        fo.windows.1 - fo.windows.0.len(),
+        fo.crises.1 - fo.crises.0.len(),
+        fo.dead.1 - fo.dead.0.len()
+    );
+}
+
 /// A tansu broker of the test's own, with SQLite storage (it survives a restart), on a free
 /// port, managed by `scripts/broker.sh`.
 struct OwnBroker {
@@ -864,11 +919,25 @@ impl Drop for OwnBroker {
     }
 }
 
-/// The broker goes down twice while the service runs (down for a few seconds each time, its
-/// SQLite storage kept): the service reconnects by itself, resumes, and its outputs and
-/// counters equal an uninterrupted run's.
+/// The same two faults with a real broker process restarted: tansu 0.6.0 with SQLite storage
+/// (it keeps its data across the restart), the reference run on the suite's broker. Ignored,
+/// because tansu itself breaks, not the service; diagnosed from tansu's log, kept with
+/// `CRISIS_PULSE_FAULT_KEEP=1`:
+/// - when the restart lands while the service is mid-stream (its checkpoints progressing), the
+///   restarted tansu panics in its group coordinator (`unreachable!()` in the storage
+///   service's `update_group`, tansu-storage 0.6.0 src/service.rs:337, during a heartbeat) and
+///   answers every later request with `Storage(UnableToSend)`; the service keeps retrying,
+///   and no progress is possible;
+/// - when the restarts land in the first seconds (measured once: 171 s, outputs equal to the
+///   reference run), it passes.
+/// Found and fixed on the way (each now tested on the mock cluster): a produce the restarting
+/// broker refused for good ("Unknown broker error") let the next checkpoint commit past the
+/// lost outputs; the roll-back that replaces it asked the broker for committed offsets and
+/// died while the broker was away; a member that could not leave is, on tansu, never
+/// rebalanced away (static membership avoids it, see `deployment`); the SQLite-backed tansu
+/// serves fetches at a few hundred records a second (30-minute windows keep the read short).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "not met yet, diagnosed: the test's own SQLite-backed tansu stalls under this load (34 s to answer InitProducerId, a ProduceRequest unanswered for 60 s), so the service rightly postpones every checkpoint and the test sees no progress; with a smaller input the faults land after the end of the input and the final run's waits are met by the previous run's checkpoint (needs: wait for a checkpoint newer than the run's start)"]
+#[ignore = "tansu 0.6.0 bug, diagnosed: restarted mid-stream, tansu panics in its group coordinator (unreachable!() in storage update_group) and answers every request with Storage(UnableToSend); see the doc comment. broker_outage_while_running_loses_nothing covers the service's side on the mock cluster"]
 async fn broker_restart_while_running_loses_nothing() {
     let _serial = serial();
     // The uninterrupted reference runs on the suite's broker; the faulty run has a SQLite-backed
@@ -885,35 +954,12 @@ async fn broker_restart_while_running_loses_nothing() {
     let clean = deployment("clean-brk", &shared, None, &topics, "at-least-once").await;
     let clean_cp = run_clean(&clean, total, end);
     let faulty = deployment("faulty-brk", &brokers, None, &topics, "at-least-once").await;
-    // Fault 0: the broker restarts under the running service. Fault 1: the broker goes down,
-    // then the service is asked to stop (SIGTERM) while it cannot reach it; the broker comes
-    // back and the service is started again.
-    let mut shutdown = None;
-    let when = When::Running {
-        max: Duration::from_secs(8),
-    };
-    let (faulty_cp, at_fault) =
-        run_with_faults_when(&faulty, total, end, 2, when, &mut seeded(), |child, i| {
-            broker.script("stop");
-            if i == 0 {
-                std::thread::sleep(Duration::from_secs(3));
-                broker.script("start");
-                return false;
-            }
-            let started = Instant::now();
-            let exit = sigterm(child, Duration::from_secs(60));
-            shutdown = Some((exit, started.elapsed()));
-            broker.script("start");
-            true
-        });
-    let (exit, took) = shutdown.expect("the SIGTERM fault ran");
-    // Bounded: drain_timeout (10 s) for the producer, then the group leave; never a hang.
-    let exit =
-        exit.unwrap_or_else(|| panic!("no exit within 60 s of SIGTERM with the broker down"));
-    eprintln!("SIGTERM with the broker down: exit {exit} after {took:?}");
-    assert!(
-        at_fault.iter().any(|&n| n < total),
-        "a broker restart landed mid-stream: {at_fault:?} of {total}"
+    let (faulty_cp, at_fault) = broker_faults(
+        &faulty,
+        total,
+        end,
+        || broker.script("stop"),
+        || broker.script("start"),
     );
     // tansu 0.6.0 on SQLite serves fetches slowly (measured: a few hundred records/s from a
     // 28,000-record topic of 8 partitions, where librdkafka's default 60 s read found nothing).

@@ -296,16 +296,24 @@ impl Worker {
             if failed > self.failed_seen {
                 // Some output of what was read since the last checkpoint is lost: checkpoint
                 // nothing, read it all again (the outputs come again, with the same ids).
-                self.failed_seen = failed;
                 anyhow::ensure!(
                     !final_one,
                     "outputs lost at shutdown: the next start re-reads from the last checkpoint"
                 );
-                self.metrics.rewinds.inc();
-                tracing::warn!(
-                    "outputs refused by the broker: state rolled back to the last checkpoint, reading again from its positions"
-                );
-                return self.rewind(consumer);
+                match self.rewind(consumer) {
+                    Ok(()) => {
+                        self.failed_seen = failed;
+                        self.metrics.rewinds.inc();
+                        tracing::warn!(
+                            "outputs refused by the broker: state rolled back to the last checkpoint, reading again from its positions"
+                        );
+                    }
+                    // No checkpoint until a rewind succeeds: the next one tries again.
+                    Err(e) => {
+                        tracing::warn!(error = %e, "outputs refused by the broker, and the rewind to the last checkpoint failed; retrying")
+                    }
+                }
+                return Ok(());
             }
         }
         let cp = self.p.checkpoint(positions.clone());
@@ -387,8 +395,9 @@ impl Worker {
 
     /// Rolls the state back to the newest checkpoint this process wrote or started from (the
     /// fresh state if none) and seeks every assigned partition to where that state left off:
-    /// the checkpoint's position, else the group's committed offset, else the start of the
-    /// partition (as `auto.offset.reset = earliest`, the service's default, would).
+    /// the checkpoint's position, else the first offset read from it since its assignment (a
+    /// partition read nothing from stays where it is). Asks the broker nothing, so it works
+    /// while the broker is away.
     fn rewind(&mut self, consumer: &BaseConsumer<ServiceContext>) -> anyhow::Result<()> {
         let Some(last) = self.last.as_deref() else {
             return Ok(());
@@ -396,42 +405,24 @@ impl Worker {
         let ctx = consumer.context();
         let positions = self.p.restore(last.clone())?;
         self.outs.clear();
+        let tps = checkpoint::to_tps(&positions);
+        let mut seeks = Vec::new();
         if let Ok(mut o) = ctx.offsets.lock() {
+            for tp in &self.assigned {
+                if let Some(at) = tps.get(tp).copied().or_else(|| o.first(tp)) {
+                    seeks.push((tp.clone(), at));
+                }
+            }
             *o = OffsetTracker::default();
         }
-        let tps = checkpoint::to_tps(&positions);
-        let uncovered: Vec<&Tp> = self
-            .assigned
-            .iter()
-            .filter(|tp| !tps.contains_key(*tp))
-            .collect();
-        let committed = if uncovered.is_empty() {
-            HashMap::new()
-        } else {
-            let mut tpl = rdkafka::TopicPartitionList::new();
-            for (t, p) in &uncovered {
-                tpl.add_partition(t, *p);
-            }
-            consumer
-                .committed_offsets(tpl, ctx.drain_timeout)?
-                .elements()
-                .iter()
-                .filter_map(|e| match e.offset() {
-                    rdkafka::Offset::Offset(o) => Some(((Arc::from(e.topic()), e.partition()), o)),
-                    _ => None,
-                })
-                .collect::<HashMap<Tp, i64>>()
-        };
         // The watermark goes back with the state: every assigned partition holds it until it
         // delivers again.
         self.wm.reset();
         for tp in self.assigned.clone() {
             self.wm.observe(&tp, 0, self.clock.now_ms());
-            let at = match tps.get(&tp).or_else(|| committed.get(&tp)) {
-                Some(&o) => rdkafka::Offset::Offset(o),
-                None => rdkafka::Offset::Beginning,
-            };
-            consumer.seek(&tp.0, tp.1, at, ctx.drain_timeout)?;
+        }
+        for (tp, at) in seeks {
+            consumer.seek(&tp.0, tp.1, rdkafka::Offset::Offset(at), ctx.drain_timeout)?;
         }
         self.positions = positions;
         Ok(())

@@ -39,6 +39,8 @@ struct Pending {
     bins: BTreeMap<i64, i64>,
     next: Option<i64>,
     stored: Option<i64>,
+    /// The first offset consumed since the partition was assigned (or the tracker reset).
+    first: Option<i64>,
 }
 
 impl OffsetTracker {
@@ -51,7 +53,14 @@ impl OffsetTracker {
         if let Some(b) = bin {
             p.bins.entry(b).or_insert(offset);
         }
+        p.first.get_or_insert(offset);
         p.next = Some(p.next.map_or(offset + 1, |n| n.max(offset + 1)));
+    }
+
+    /// The first offset consumed from a partition since its assignment (or the tracker's
+    /// reset): where its reading started, when no checkpoint says so.
+    pub fn first(&self, tp: &Tp) -> Option<i64> {
+        self.parts.get(tp)?.first
     }
 
     /// Forgets bins before `open_from`: every window holding them has closed.
