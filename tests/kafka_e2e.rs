@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use common::*;
 use crisis_pulse::event::{CrisisEvent, DecodeReason};
-use crisis_pulse::service::{self, ServiceOptions};
 use rdkafka::Message;
 
 /// One record per refusal reason, plus a good record relying on topic channel and
@@ -95,23 +94,10 @@ async fn publishes_exact_crises_and_dead_letters() {
 
     produce(&brokers, &planned);
 
-    let (tx, rx) = std::sync::mpsc::sync_channel(4096);
-    let running = service::start(
-        &cfg,
-        ServiceOptions {
-            http_addr: Some("127.0.0.1:0".into()),
-            windows: Some(tx),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("service starts");
+    let (running, windows) =
+        start_collecting(&cfg, data_end - 15 * MINUTE, Duration::from_secs(240)).await;
     let addr = running.http_addr;
     let metrics = running.metrics.clone();
-    let rx_task = tokio::task::spawn_blocking(move || {
-        collect_windows(&rx, data_end - 15 * MINUTE, Duration::from_secs(240))
-    });
-    let windows = rx_task.await.expect("collector");
     let ready = reqwest_like_get(addr, "/readyz").await;
     assert!(
         ready.starts_with("HTTP/1.1 200"),

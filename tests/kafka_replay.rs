@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use common::*;
 use crisis_pulse::app::{self, Outputs, ReplayOptions};
-use crisis_pulse::service::{self, ServiceOptions};
 use crisis_pulse::source::file::Mapping;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -93,23 +92,9 @@ async fn kafka_replay_matches_file_replay() {
 
     produce(&brokers, &planned);
 
-    let (tx, rx) = std::sync::mpsc::sync_channel(4096);
-    let running = service::start(
-        &cfg,
-        ServiceOptions {
-            http_addr: Some("127.0.0.1:0".into()),
-            windows: Some(tx),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("service");
+    let (running, windows) =
+        start_collecting(&cfg, data_end - 15 * MINUTE, Duration::from_secs(600)).await;
     let metrics = running.metrics.clone();
-    let windows = tokio::task::spawn_blocking(move || {
-        collect_windows(&rx, data_end - 15 * MINUTE, Duration::from_secs(600))
-    })
-    .await
-    .expect("collector");
     running
         .until(std::future::ready(()))
         .await

@@ -124,13 +124,7 @@ async fn restart_mid_stream_loses_nothing() {
     );
 
     // Second run, same group: resumes from the committed offsets.
-    let (tx, rx) = std::sync::mpsc::sync_channel(4096);
-    let b = service::start(&cfg, opts(Some(tx))).await.expect("service");
-    let b_windows = tokio::task::spawn_blocking(move || {
-        collect_windows(&rx, end - 15 * MINUTE, Duration::from_secs(300))
-    })
-    .await
-    .expect("collector");
+    let (b, b_windows) = start_collecting(&cfg, end - 15 * MINUTE, Duration::from_secs(300)).await;
     b.until(std::future::ready(()))
         .await
         .expect("second run stops cleanly");

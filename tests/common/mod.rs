@@ -363,6 +363,31 @@ pub fn collect_windows(
     out
 }
 
+/// Starts the service with a window observer and collects the windows it closes until one
+/// starting at or after `until_start` arrives (or `timeout`). The service is still running:
+/// the caller checks what it needs, then stops it.
+pub async fn start_collecting(
+    cfg: &Config,
+    until_start: i64,
+    timeout: Duration,
+) -> (crisis_pulse::service::Running, Vec<WindowReport>) {
+    let (tx, rx) = std::sync::mpsc::sync_channel(4096);
+    let running = crisis_pulse::service::start(
+        cfg,
+        crisis_pulse::service::ServiceOptions {
+            http_addr: Some("127.0.0.1:0".into()),
+            windows: Some(tx),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("service starts");
+    let windows = tokio::task::spawn_blocking(move || collect_windows(&rx, until_start, timeout))
+        .await
+        .expect("collector");
+    (running, windows)
+}
+
 /// Windows keyed by (start, topic, channel).
 pub type WindowKey = (i64, u16, Option<&'static str>);
 
