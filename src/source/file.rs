@@ -45,7 +45,7 @@ impl Format {
 /// Maps contact-event fields to column names, and filters rows (tabular inputs only).
 #[derive(Debug, Clone, Default)]
 pub struct Mapping {
-    /// field name (`id`, `event_time`, `channel`, `text`, ...) -> column name.
+    /// field name (`id`, `event_time`, `channel`, `text`, `customer_id`, ...) -> column name.
     pub columns: BTreeMap<String, String>,
     /// Keep only rows whose column equals the value.
     pub filters: Vec<(String, String)>,
@@ -68,6 +68,7 @@ pub struct Fields {
     pub topic: Option<String>,
     pub complaint: Option<String>,
     pub sentiment: Option<String>,
+    pub customer_id: Option<String>,
 }
 
 impl Fields {
@@ -117,7 +118,7 @@ impl Fields {
             topic: opt(&self.topic),
             complaint,
             sentiment,
-            customer_id: None,
+            customer_id: opt(&self.customer_id),
             attributes: None,
         })
     }
@@ -186,7 +187,7 @@ fn ndjson<R: BufRead + 'static>(mut r: R) -> impl Iterator<Item = Record> {
     })
 }
 
-const FIELDS: [&str; 8] = [
+const FIELDS: [&str; 9] = [
     "id",
     "event_time",
     "channel",
@@ -195,6 +196,7 @@ const FIELDS: [&str; 8] = [
     "topic",
     "complaint",
     "sentiment",
+    "customer_id",
 ];
 
 fn set_field(f: &mut Fields, field: &str, v: String) {
@@ -207,6 +209,7 @@ fn set_field(f: &mut Fields, field: &str, v: String) {
         "topic" => f.topic = Some(v),
         "complaint" => f.complaint = Some(v),
         "sentiment" => f.sentiment = Some(v),
+        "customer_id" => f.customer_id = Some(v),
         _ => {}
     }
 }
