@@ -374,6 +374,8 @@ impl Simulator {
         };
         let text = pool[self.rng.random_range(0..pool.len())];
         let lang = if spanish { "es" } else { "en" };
+        let upstream = matches!(ch, Channel::Phone | Channel::Email)
+            && self.rng.random_bool(self.cfg.upstream_share);
         let mut customer = format!("cust-{}", self.rng.random_range(0..50_000u32));
         if crisis {
             let n = self.crisis_customers.len();
@@ -386,8 +388,6 @@ impl Simulator {
                 self.crisis_customers.push_back(customer.clone());
             }
         }
-        let upstream = matches!(ch, Channel::Phone | Channel::Email)
-            && self.rng.random_bool(self.cfg.upstream_share);
         let mut v = serde_json::json!({
             "schema_version": 1,
             "id": id,
