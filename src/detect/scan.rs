@@ -180,6 +180,21 @@ mod tests {
     }
 
     #[test]
+    fn a_span_is_judged_at_the_level_of_its_start() {
+        // A storm the level has been learning from: one-step forecasts rose 1 -> 4.5 inside
+        // the span; the span is judged against its starting level (8 windows x 1).
+        let p = Params::resolve(&DetectConfig::default(), 3_600_000);
+        let mut s = Scan::default();
+        for i in 0..7 {
+            s.push(5.0, &forecast(1.0 + 0.5 * f64::from(i)));
+        }
+        let r = s.test(5.0, &forecast(4.5), &p);
+        assert_eq!(r.k, 8);
+        assert!((r.expected - 8.0).abs() < 1e-9, "{r:?}");
+        assert!(r.p < 1e-6, "{r:?}");
+    }
+
+    #[test]
     fn ordinary_windows_are_not_significant() {
         let p = Params::resolve(&DetectConfig::default(), 3_600_000);
         let f = forecast(20.0);

@@ -425,7 +425,11 @@ impl SeriesDetector {
             // storm building over hours must not raise the overdispersion that judges it.
             let sparse_watch = o.p_up < p.calm_p && o.f.mean < p.robust_min_mean;
             let cs = if o.f.counts && (!o.warm || sparse_watch) {
-                if o.warm { p.winsor_sd } else { 2.0 * p.winsor_sd }
+                if o.warm {
+                    p.winsor_sd
+                } else {
+                    2.0 * p.winsor_sd
+                }
             } else {
                 p.spread_winsor_sd
             };

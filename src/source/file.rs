@@ -399,3 +399,40 @@ fn batch_records(b: &RecordBatch, mapping: &Mapping, row: &mut u64) -> Vec<Recor
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_csv_column_maps_to_customer_id() {
+        let mut f = tempfile::Builder::new().suffix(".csv").tempfile().unwrap();
+        std::io::Write::write_all(
+            &mut f,
+            b"tweet_id,name,tweet_created,text\n1,jdoe,2015-02-21 06:00:00 -0800,on hold for 2 hours\n2,,2015-02-21 06:01:00 -0800,cancelled\n",
+        )
+        .unwrap();
+        let mapping = Mapping {
+            columns: [
+                ("id", "tweet_id"),
+                ("customer_id", "name"),
+                ("event_time", "tweet_created"),
+            ]
+            .into_iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect(),
+            filters: Vec::new(),
+        };
+        let ids: Vec<Option<String>> = read(f.path(), Format::Csv, &mapping)
+            .unwrap()
+            .map(|r| match r {
+                Record::Row { fields, .. } => {
+                    fields.view().unwrap().customer_id.map(|c| c.into_owned())
+                }
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        // An empty cell is no customer: that complaint counts on its own.
+        assert_eq!(ids, vec![Some("jdoe".to_string()), None]);
+    }
+}

@@ -3,7 +3,10 @@ use proptest::prelude::*;
 
 /// A closed window without its samples: start, and per topic (complaints, complaint events,
 /// contacts, counted complaints per channel, terms).
-type Stripped = (i64, Vec<(u64, u64, u64, [u64; Channel::COUNT], Vec<(u32, u64)>)>);
+type Stripped = (
+    i64,
+    Vec<(u64, u64, u64, [u64; Channel::COUNT], Vec<(u32, u64)>)>,
+);
 
 const MIN: i64 = 60_000;
 
@@ -21,15 +24,7 @@ fn ev(agg: &mut Aggregator, t: i64, topic: u16, complaint: bool) -> Admit {
 
 /// A complaint by customer `c` (a made-up hash) on `channel`.
 fn by(agg: &mut Aggregator, t: i64, topic: u16, channel: Channel, c: Option<u64>) {
-    agg.add(
-        EventTime(t),
-        TopicId(topic),
-        channel,
-        true,
-        &[7],
-        "id",
-        c,
-    );
+    agg.add(EventTime(t), TopicId(topic), channel, true, &[7], "id", c);
 }
 
 #[test]
@@ -73,7 +68,10 @@ fn counting_events_ignores_customers() {
     let mut out = Vec::new();
     a.flush(&mut out);
     assert_eq!(
-        (out[0].topics[0].complaints, out[0].topics[0].complaint_events),
+        (
+            out[0].topics[0].complaints,
+            out[0].topics[0].complaint_events
+        ),
         (4, 4)
     );
 }
@@ -148,10 +146,42 @@ fn hopping_windows_overlap() {
 #[test]
 fn channels_terms_and_samples_are_kept() {
     let mut a = Aggregator::new(WindowSpec::tumbling(5 * MIN), 1, 2);
-    a.add(EventTime(0), TopicId(0), Channel::Phone, true, &[1, 2], "a", None);
-    a.add(EventTime(1), TopicId(0), Channel::Email, true, &[2], "b", None);
-    a.add(EventTime(2), TopicId(0), Channel::Email, true, &[2], "c", None);
-    a.add(EventTime(3), TopicId(0), Channel::Email, false, &[9], "d", None);
+    a.add(
+        EventTime(0),
+        TopicId(0),
+        Channel::Phone,
+        true,
+        &[1, 2],
+        "a",
+        None,
+    );
+    a.add(
+        EventTime(1),
+        TopicId(0),
+        Channel::Email,
+        true,
+        &[2],
+        "b",
+        None,
+    );
+    a.add(
+        EventTime(2),
+        TopicId(0),
+        Channel::Email,
+        true,
+        &[2],
+        "c",
+        None,
+    );
+    a.add(
+        EventTime(3),
+        TopicId(0),
+        Channel::Email,
+        false,
+        &[9],
+        "d",
+        None,
+    );
     let mut out = Vec::new();
     a.flush(&mut out);
     let t = &out[0].topics[0];
