@@ -63,6 +63,7 @@ fn benches(c: &mut Criterion) {
                     i % 3 == 0,
                     &[1],
                     "id",
+                    None,
                 );
                 a.advance(*t - 120_000, &mut out);
             }

@@ -21,6 +21,12 @@ const EPOCH_WEEKDAY: i64 = 3;
 const SWING_FLOOR: f64 = 0.05;
 /// Least weight a sparse count window has on the level.
 const SPARSE_WEIGHT_FLOOR: f64 = 0.05;
+/// Overdispersion prior: the ratio estimator of `phi` is shrunk towards `PHI_PRIOR` with the
+/// weight of `PHI_PRIOR_WEIGHT` windows of one expected count (in its `sum mu^2` units). A busy
+/// series outweighs it within hours; a sparse one (a handful of complaints a day) would
+/// otherwise get its `phi` from one or two clustered windows divided by a tiny `sum mu^2`.
+const PHI_PRIOR: f64 = 0.1;
+const PHI_PRIOR_WEIGHT: f64 = 48.0;
 
 /// How fast each part of the baseline learns.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -72,12 +78,22 @@ impl Profile {
         }
     }
 
-    fn season(&self, slot: &Slot, seasonal: bool) -> f64 {
+    /// `day` is the number of windows in a day (the weekday factors' unit of history); 0 uses
+    /// every weekday's own factor.
+    fn season(&self, slot: &Slot, seasonal: bool, day: u32) -> f64 {
         if !seasonal {
             return if self.mult { 1.0 } else { 0.0 };
         }
         let h = self.hod[slot.h0] * (1.0 - slot.w) + self.hod[slot.h1] * slot.w;
-        self.combine(h, self.dow_factor(slot.d))
+        self.combine(h, self.dow_used(slot.d, day))
+    }
+
+    /// Mean of the factors of the weekdays matching `keep` (by windows seen), if any.
+    fn dow_mean(&self, keep: impl Fn(usize, u32) -> bool) -> Option<f64> {
+        let (sum, n) = (0..7)
+            .filter(|&i| keep(i, self.dow_n[i]))
+            .fold((0.0, 0u32), |(s, c), i| (s + self.dow[i], c + 1));
+        (n > 0).then(|| sum / f64::from(n))
     }
 
     /// A weekday not seen yet borrows the mean of the weekdays seen, so the first window of
@@ -86,21 +102,25 @@ impl Profile {
         if self.dow_n[d] > 0 {
             return self.dow[d];
         }
-        let (sum, n) = self
-            .dow
-            .iter()
-            .zip(&self.dow_n)
-            .filter(|(_, n)| **n > 0)
-            .fold((0.0, 0u32), |(s, c), (f, _)| (s + f, c + 1));
-        if n == 0 {
-            if self.mult { 1.0 } else { 0.0 }
-        } else {
-            sum / f64::from(n)
-        }
+        self.dow_mean(|_, n| n > 0)
+            .unwrap_or(if self.mult { 1.0 } else { 0.0 })
     }
 
-    fn forecast(&self, slot: &Slot, seasonal: bool) -> f64 {
-        self.combine(self.level, self.season(slot, seasonal))
+    /// The weekday factor the forecast uses. Until a weekday has a full day of history its own
+    /// factor is still being learned from that very day, so a day unlike the others (a storm on
+    /// the first Saturday a series sees) would be compared with itself: until then it borrows
+    /// the mean of the weekdays that do have a full day (if any; else its own, as before).
+    fn dow_used(&self, d: usize, day: u32) -> f64 {
+        if self.dow_n[d] < day
+            && let Some(m) = self.dow_mean(|i, n| i != d && n >= day)
+        {
+            return m;
+        }
+        self.dow_factor(d)
+    }
+
+    fn forecast(&self, slot: &Slot, seasonal: bool, day: u32) -> f64 {
+        self.combine(self.level, self.season(slot, seasonal, day))
     }
 
     /// `weight` scales what this window teaches the level (see [`Baseline::learn`]).
@@ -113,7 +133,11 @@ impl Profile {
         rates: &Rates,
         seasonal: bool,
     ) {
-        let season = self.season(slot, seasonal);
+        // The decomposition learns with the weekday's own factor, borrowed or not: a quiet
+        // first Saturday deseasonalized with the weekdays' factor would drag the level and the
+        // hour-of-day shape down, and the next Monday would look like a crisis. Only the
+        // forecast borrows (see `dow_used`).
+        let season = self.season(slot, seasonal, 0);
         let deseason = self.remove(x, season);
         self.level += alpha * weight * (deseason - self.level);
         if !seasonal {
@@ -178,6 +202,9 @@ impl Slot {
 pub struct Forecast {
     /// Expected value.
     pub mean: f64,
+    /// The level behind it (`mean` = level x seasonal factors for counts): the scan rescales
+    /// a span's forecasts to the level at its start.
+    pub level: f64,
     /// Negative-binomial overdispersion (`var = mean + phi * mean^2`); counts only.
     pub phi: f64,
     /// Standard deviation of the one-step forecast error.
@@ -253,6 +280,11 @@ impl Baseline {
         }
     }
 
+    /// Windows in a day (at least 1).
+    fn day(&self) -> u32 {
+        u32::try_from((DAY_MS / self.window_ms.max(1)).max(1)).unwrap_or(u32::MAX)
+    }
+
     pub fn is_counts(&self) -> bool {
         self.integral
     }
@@ -263,7 +295,8 @@ impl Baseline {
 
     pub fn forecast(&self, t_ms: i64) -> Forecast {
         let slot = Slot::of(t_ms);
-        let robust_mean = self.cont.forecast(&slot, self.seasonal);
+        let day = self.day();
+        let robust_mean = self.cont.forecast(&slot, self.seasonal, day);
         let mae = if self.abs_w > 0.0 {
             self.abs_err / self.abs_w
         } else {
@@ -277,14 +310,13 @@ impl Baseline {
             .max(1e-9);
         let robust_sd = (1.2533 * mae).max(floor);
         if self.integral {
-            let mean = self.count.forecast(&slot, self.seasonal).max(0.0);
-            let phi = if self.sum_mu2 > 0.0 {
-                ((self.sq_err - self.sum_mu) / self.sum_mu2).clamp(0.0, 4.0)
-            } else {
-                0.0
-            };
+            let mean = self.count.forecast(&slot, self.seasonal, day).max(0.0);
+            let phi = ((self.sq_err - self.sum_mu + PHI_PRIOR * PHI_PRIOR_WEIGHT)
+                / (self.sum_mu2 + PHI_PRIOR_WEIGHT))
+                .clamp(0.0, 4.0);
             Forecast {
                 mean,
+                level: self.count.level,
                 phi,
                 sd: (mean + phi * mean * mean).sqrt(),
                 counts: true,
@@ -294,6 +326,7 @@ impl Baseline {
         } else {
             Forecast {
                 mean: robust_mean,
+                level: self.cont.level,
                 phi: 0.0,
                 sd: robust_sd,
                 counts: false,
@@ -311,16 +344,17 @@ impl Baseline {
             return;
         }
         let slot = Slot::of(t_ms);
+        let day = self.day();
         let dt = self.last_ms.map_or(self.window_ms, |l| (t_ms - l).max(0));
         let decay = 0.5f64.powf(dt as f64 / rates.level_half_life_ms.max(1) as f64);
         let alpha = (1.0 - decay).max(1.0 / (self.n as f64 + 1.0));
         let spread = 0.5f64.powf(1.0 / rates.spread_half_life.max(1.0));
         if self.n > 0 {
-            let mu = self.count.forecast(&slot, self.seasonal).max(0.0);
+            let mu = self.count.forecast(&slot, self.seasonal, day).max(0.0);
             self.sq_err = spread * self.sq_err + (spread_x - mu).powi(2);
             self.sum_mu = spread * self.sum_mu + mu;
             self.sum_mu2 = spread * self.sum_mu2 + mu * mu;
-            let m = self.cont.forecast(&slot, self.seasonal);
+            let m = self.cont.forecast(&slot, self.seasonal, day);
             self.abs_err = spread * self.abs_err + (spread_x - m).abs();
             self.abs_w = spread * self.abs_w + 1.0;
             self.swing = spread * self.swing + (x - self.cont.level).abs();
@@ -334,7 +368,7 @@ impl Baseline {
             1.0
         } else {
             self.count
-                .forecast(&slot, self.seasonal)
+                .forecast(&slot, self.seasonal, day)
                 .clamp(SPARSE_WEIGHT_FLOOR, 1.0)
         };
         self.count
@@ -411,6 +445,36 @@ mod tests {
         let f = b.forecast(100 * 300_000);
         assert!(!f.counts);
         assert!(f.mean < 0.0 && f.sd > 0.0 && f.sd.is_finite());
+    }
+
+    #[test]
+    fn a_weekday_is_forecast_with_the_others_until_it_has_a_full_day() {
+        // Monday 2024-01-01, five weekdays of 10 per window, then a Saturday of 40.
+        let monday = 1_704_067_200_000;
+        let mut b = Baseline::new(300_000);
+        let r = rates();
+        let mut t = monday;
+        while t < monday + 5 * DAY_MS {
+            b.note_raw(10.0);
+            b.learn(t, 10.0, 10.0, &r);
+            t += 300_000;
+        }
+        for _ in 0..100 {
+            b.note_raw(40.0);
+            b.learn(t, 40.0, 40.0, &r);
+            t += 300_000;
+        }
+        // Saturday is compared with the weekdays, not with itself, until it has a whole day.
+        let e = b.expected(t);
+        assert!(e < 20.0, "{e}");
+        // And once it has one, with its own factor.
+        while t < monday + 6 * DAY_MS {
+            b.note_raw(40.0);
+            b.learn(t, 40.0, 40.0, &r);
+            t += 300_000;
+        }
+        let e = b.expected(monday + 5 * DAY_MS + 12 * HOUR_MS);
+        assert!(e > 25.0, "{e}");
     }
 
     #[test]

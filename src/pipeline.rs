@@ -13,7 +13,7 @@ use crate::event::{
     DecodeError, DecodeLimits, SCHEMA_VERSION, TermCount,
 };
 use crate::state::{Checkpoint, PipelineState, Positions, StateError};
-use crate::window::{Admit, Aggregator, ClosedWindow, WindowSpec};
+use crate::window::{Admit, Aggregator, ClosedWindow, CountMode, CustomerKey, WindowSpec};
 
 /// One closed window of one series, scored: a row of `--windows` output and the pulse gauges.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,7 +23,10 @@ pub struct WindowReport {
     pub channel: Option<Channel>,
     pub start_ms: i64,
     pub end_ms: i64,
+    /// Complaints as counted for detection (customers or events, `[window] count`).
     pub observed: u64,
+    /// Complaint events, repeat contacts included.
+    pub observed_events: u64,
     pub contacts: u64,
     pub expected: f64,
     pub upper: f64,
@@ -62,6 +65,8 @@ pub enum Ingested {
 pub struct Pipeline {
     classifier: Classifier,
     aggregator: Aggregator,
+    count: CountMode,
+    customer_key: CustomerKey,
     topic_detector: Detector,
     channel_detector: Detector,
     limits: DecodeLimits,
@@ -98,7 +103,10 @@ impl Pipeline {
             max_event_ms: None,
             watermark_ms: None,
             fingerprint,
-            aggregator: Aggregator::new(spec, n_topics, cfg.window.samples_per_window),
+            aggregator: Aggregator::new(spec, n_topics, cfg.window.samples_per_window)
+                .with_count_mode(cfg.window.count),
+            count: cfg.window.count,
+            customer_key: CustomerKey::default(),
             topic_detector: Detector::new(&cfg.detect, hop),
             channel_detector: Detector::new(&cfg.detect, hop),
             limits: cfg.input.limits(),
@@ -210,6 +218,8 @@ impl Pipeline {
         }
         let st = cp.state;
         self.aggregator = st.aggregator;
+        // The configuration decides what is counted from now on (see `set_count_mode`).
+        self.aggregator.set_count_mode(self.count);
         self.topic_detector = st.topic_detector;
         self.channel_detector = st.channel_detector;
         self.stats = st.stats;
@@ -243,6 +253,12 @@ impl Pipeline {
         let t = ev.event_time.0;
         self.max_event_ms = Some(self.max_event_ms.map_or(t, |m| m.max(t)));
         let topic = self.cls.topic;
+        let customer = match self.count {
+            CountMode::Customers if self.cls.complaint => {
+                self.customer_key.of(ev.customer_id.as_deref())
+            }
+            _ => None,
+        };
         match self.aggregator.add(
             ev.event_time,
             topic,
@@ -250,6 +266,7 @@ impl Pipeline {
             self.cls.complaint,
             &self.cls.terms,
             &ev.id,
+            customer,
         ) {
             Admit::Counted => {
                 if self.cls.complaint {
@@ -307,6 +324,7 @@ impl Pipeline {
                 start_ms: w.start_ms,
                 end_ms: w.end_ms,
                 observed: t.complaints,
+                observed_events: t.complaint_events,
                 contacts: t.contacts,
                 expected: a.expected,
                 upper: a.upper,
@@ -340,6 +358,7 @@ impl Pipeline {
                     start_ms: w.start_ms,
                     end_ms: w.end_ms,
                     observed: w.topics[i].by_channel[c],
+                    observed_events: w.topics[i].by_channel_events[c],
                     contacts: 0,
                     expected: a.expected,
                     upper: a.upper,
@@ -377,6 +396,7 @@ impl Pipeline {
             window_end: event::format_rfc3339(w.end_ms),
             onset: event::format_rfc3339(onset),
             observed: t.complaints,
+            observed_events: t.complaint_events,
             expected: round3(a.expected),
             upper_bound: round3(a.upper),
             p_value: a.p_value,

@@ -21,7 +21,11 @@ use crate::window::{Aggregator, WindowSpec};
 pub const MAGIC: &str = "crisis-pulse-state";
 /// Body layout version written by this build. Bump it (and add a migration in
 /// [`decode_body`]) whenever the body's shape changes.
-pub const STATE_VERSION: u32 = 1;
+///
+/// 2: open window bins hold, per topic, the keyed hashes of complaining customers and how many
+/// complaints carried one (counting distinct customers, `[window] count`). A version-1 body
+/// reads as version 2 with none: its complaints were counted as events, and each still counts.
+pub const STATE_VERSION: u32 = 2;
 /// Snapshots kept in a state directory: the newest, and one to fall back on if it is corrupt.
 pub const KEEP: usize = 2;
 /// Longest header line read before giving up (a checkpoint's header is ~400 bytes).
@@ -115,9 +119,11 @@ pub struct Header {
     pub body_sha256: String,
 }
 
-/// The body as stored in state_version 1.
+/// The body as stored in state_version 2, and read from 1: the fields version 2 added to the
+/// window bins default to "no customer known" (see [`STATE_VERSION`]), so no conversion is
+/// needed beyond serde's defaults.
 #[derive(Serialize, Deserialize)]
-struct BodyV1 {
+struct Body {
     positions: Positions,
     state: PipelineState,
 }
@@ -138,7 +144,7 @@ pub fn fingerprint(topics: &[String], spec: &WindowSpec, samples_per_window: usi
 
 /// Serializes a checkpoint into the file format (header line + body).
 pub fn encode(cp: &Checkpoint) -> Result<Vec<u8>, StateError> {
-    let body = BodyV1 {
+    let body = Body {
         positions: cp.positions.clone(),
         state: cp.state.clone(),
     };
@@ -217,8 +223,8 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<Checkpoint, StateError> {
 /// One arm per state_version this build can read; older bodies are migrated here.
 fn decode_body(path: &Path, header: &Header, body: &[u8]) -> Result<Checkpoint, StateError> {
     match header.state_version {
-        1 => {
-            let b: BodyV1 = ciborium::from_reader(body)
+        1 | 2 => {
+            let b: Body = ciborium::from_reader(body)
                 .map_err(|e| StateError::corrupt(path, e.to_string()))?;
             Ok(Checkpoint {
                 fingerprint: header.fingerprint.clone(),

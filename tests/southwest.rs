@@ -15,21 +15,22 @@ fn southwest_opened() -> Vec<crisis_pulse::event::CrisisEvent> {
     let opened = opened("Southwest");
     for c in &opened {
         eprintln!(
-            "opened {} at {} (observed {} vs {:.1})",
-            c.topic, c.onset, c.observed, c.expected
+            "opened {} in window {}, onset {} (observed {} customers / {} complaints vs {:.1}, p {:.1e})",
+            c.topic, c.window_start, c.onset, c.observed, c.observed_events, c.expected, c.p_value
         );
     }
     opened
 }
 
-/// The acceptance criterion of the core-engine issue. NOT MET YET: with 1-hour windows the
-/// classified Southwest complaints per topic are 2-8 an hour; with four days of history, one of
-/// them the 2015-02-17 storm, the hour-of-day shape and the overdispersion of such sparse series
-/// are poorly known (the NB upper bound at an expected 2 is ~9), so neither one window nor the
-/// 2/4/8-window scan reaches the opening evidence. Kept as a visible ignored test, not deleted;
-/// `cargo run --example airline_bursts` prints what opens per hand-found burst.
+/// The acceptance criterion of the core-engine issue, as written: a crisis on each topic whose
+/// *onset* falls in 2015-02-21 06:00-14:00 -08:00. NOT MET, by the onset alone: with detector
+/// 1.3 (and distinct customers counted) both crises open in the 08:00-09:00 window (test
+/// below), cancellation with onset 06:00, but customer_service's onset is reported at 04:00:
+/// the scan that opens it starts its run of unusual windows there (2 customers against 0.37
+/// expected at 04:00, 4 against 0.57 at 05:00; quiet nights have 0-1), two hours before the
+/// hand-labelled burst. Kept ignored rather than loosened; see docs/detection.md.
 #[test]
-#[ignore = "not met yet: no crisis opens on Southwest 2015-02-21 (see docs/detection.md)"]
+#[ignore = "customer_service opens 08:00 but its onset is 04:00, before 06:00 (see docs/detection.md)"]
 fn southwest_crisis_of_2015_02_21_is_found() {
     let opened = southwest_opened();
     let (from, to) = (
@@ -41,6 +42,26 @@ fn southwest_crisis_of_2015_02_21_is_found() {
             opened
                 .iter()
                 .any(|c| c.topic == topic && (from..to).contains(&ms(&c.onset))),
+            "no {topic} crisis opened during 2015-02-21 06:00-14:00 -08:00"
+        );
+    }
+}
+
+/// What detector 1.3 meets: both crises are *opened* (the window that opened them starts) within
+/// 2015-02-21 06:00-14:00 -08:00, and their onsets belong to the storm day, not before.
+#[test]
+fn southwest_crises_open_during_the_storm_morning() {
+    let opened = southwest_opened();
+    let (day, from, to) = (
+        ms("2015-02-21T00:00:00-08:00"),
+        ms("2015-02-21T06:00:00-08:00"),
+        ms("2015-02-21T14:00:00-08:00"),
+    );
+    for topic in ["cancellation", "customer_service"] {
+        assert!(
+            opened.iter().any(|c| c.topic == topic
+                && (from..to).contains(&ms(&c.window_start))
+                && (day..to).contains(&ms(&c.onset))),
             "no {topic} crisis opened during 2015-02-21 06:00-14:00 -08:00"
         );
     }

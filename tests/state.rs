@@ -222,23 +222,34 @@ fn replay_state_dir_refuses_a_foreign_checkpoint_and_resets_when_told() {
     );
 }
 
-/// The checked-in v1 checkpoint (taken after the first records of `input.ndjson`, see
-/// `regenerate_v1_fixture`) still loads, and resuming from it gives what a replay in one go
-/// gives, also when it was taken by an older detector this one restores from
+/// The checked-in v1 checkpoint (taken after the first records of `input.ndjson` by a build
+/// that counted complaint events) still loads, and resuming from it gives what a replay in one
+/// go gives, also when it was taken by an older detector this one restores from
 /// (`detect::RESTORES_FROM`). Any other detector's checkpoint must be refused, saying so.
 #[test]
 fn v1_fixture_still_loads_and_resumes() {
-    let fx = fixture_dir().join("v1");
+    fixture_loads_and_resumes(1);
+}
+
+/// The same for the v2 checkpoint, taken inside an injected crisis with repeat contacts, so its
+/// open windows hold customer hashes that the resumed run must keep counting against.
+#[test]
+fn v2_fixture_still_loads_and_resumes() {
+    fixture_loads_and_resumes(2);
+}
+
+fn fixture_loads_and_resumes(version: u32) {
+    let fx = fixture_dir().join(format!("v{version}"));
     let cfg = demo_config();
     let path = state::list(&fx)
         .expect("list")
         .pop()
-        .expect("a v1 checkpoint")
+        .expect("a checkpoint")
         .1;
     let bytes = std::fs::read(&path).expect("read");
     let (header, _) = state::decode_header(&path, &bytes).expect("header");
-    assert_eq!(header.state_version, 1);
-    let cp = state::decode(&path, &bytes).expect("v1 body decodes");
+    assert_eq!(header.state_version, version);
+    let cp = state::decode(&path, &bytes).expect("body decodes");
     let p = Pipeline::new(&cfg).expect("pipeline");
     assert_eq!(cp.fingerprint, p.fingerprint(), "demo taxonomy changed?");
     let detector = cp.detector_version.as_str();
@@ -288,22 +299,20 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// `cargo test --test state -- --ignored regenerate_v1_fixture` rewrites the v1 fixture.
-/// Only while STATE_VERSION is 1: later versions keep this file as it is and add their own.
+/// `cargo test --test state -- --ignored regenerate_fixture` rewrites the fixture of the
+/// current `STATE_VERSION` (never an older one: those stay as they were checked in). The input
+/// holds an outage with repeat contacts across the checkpoint.
 #[test]
 #[ignore]
-fn regenerate_v1_fixture() {
-    assert_eq!(
-        state::STATE_VERSION,
-        1,
-        "v1 fixtures are frozen once v2 exists"
-    );
-    let fx = fixture_dir().join("v1");
+fn regenerate_fixture() {
+    let fx = fixture_dir().join(format!("v{}", state::STATE_VERSION));
     let _ = std::fs::remove_dir_all(&fx);
     std::fs::create_dir_all(&fx).expect("mkdir");
     let input = fx.join("input.ndjson");
     let mut s = sim(1, 0.02);
     s.duration_ms = 8 * HOUR;
+    s.crises[0].start_ms = 3 * HOUR;
+    s.crises[0].extra_per_minute = 50.0;
     let n = write_ndjson(&input, s) as u64;
     replay(
         &input,

@@ -94,6 +94,11 @@ pub struct WindowConfig {
     /// Sample event ids kept per topic and window (for crisis events).
     #[serde(default = "default_samples")]
     pub samples_per_window: usize,
+    /// What a window counts for detection: `"customers"` (distinct complaining customers per
+    /// window and topic, by `customer_id`; a complaint without one counts on its own) or
+    /// `"events"` (every complaint, repeat contacts included). Both are reported.
+    #[serde(default)]
+    pub count: crate::window::CountMode,
 }
 
 fn default_window() -> Dur {
@@ -117,6 +122,7 @@ impl Default for WindowConfig {
             allowed_lateness: default_lateness(),
             idle_timeout: default_idle(),
             samples_per_window: default_samples(),
+            count: crate::window::CountMode::default(),
         }
     }
 }

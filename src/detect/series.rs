@@ -71,6 +71,9 @@ pub struct SeriesDetector {
     onset_quiet: u32,
     #[serde(default)]
     onset_lik: OnsetLikelihood,
+    /// Start of the current run of warm windows in watch (p < calm_p), if any.
+    #[serde(default)]
+    watch_start_ms: Option<i64>,
 }
 
 impl SeriesDetector {
@@ -94,6 +97,7 @@ impl SeriesDetector {
             scan: Scan::default(),
             onset_quiet: 0,
             onset_lik: OnsetLikelihood::default(),
+            watch_start_ms: None,
         }
     }
 
@@ -228,6 +232,11 @@ impl SeriesDetector {
     /// Runs the lifecycle on an observation whose p-value was adjusted to `q`.
     pub fn decide(&mut self, t_ms: i64, o: &Observation, q: f64, p: &Params) -> Assessment {
         self.update_cusum(t_ms, o, p);
+        self.watch_start_ms = if o.warm && o.p < p.calm_p {
+            Some(self.watch_start_ms.unwrap_or(t_ms))
+        } else {
+            None
+        };
         let e_open = p.open_evidence();
         let e_tail = -q.max(1e-300).log10();
         let cusum = match o.dir {
@@ -251,7 +260,12 @@ impl SeriesDetector {
                 e = e.min(e_open * 0.99 * (e_raw / rec.max(1e-9)));
             }
         }
-        self.record = (self.record * p.record_decay).max(e_raw.min(50.0));
+        // Surprise during warm-up measures the unlearned baseline, not the series: a first-day
+        // burst against an expected ~0 would otherwise set a record that gags the detector for
+        // days after warm-up.
+        if o.warm {
+            self.record = (self.record * p.record_decay).max(e_raw.min(50.0));
+        }
         if p.use_likelihood {
             let learn = o.warm && self.state != SeriesState::Crisis;
             let e_lik = self
@@ -287,7 +301,10 @@ impl SeriesDetector {
                 self.onset_ms = if ramp {
                     self.cusum_start_ms
                 } else if o.by_scan && o.dir == Direction::Up {
-                    t_ms - (o.scan.k as i64 - 1) * self.baseline.window_ms()
+                    // The scanned span, from where this run of unusual windows began: windows
+                    // before it were not unusual on their own.
+                    let span = t_ms - (o.scan.k as i64 - 1) * self.baseline.window_ms();
+                    self.watch_start_ms.map_or(span, |w| w.max(span))
                 } else {
                     t_ms
                 };
@@ -403,8 +420,16 @@ impl SeriesDetector {
         } else {
             // A burst during warm-up must not teach the count model a dispersion that then
             // hides the next one: clip the spread on the same Poisson scale, more loosely.
-            let cs = if o.f.counts && !o.warm {
-                2.0 * p.winsor_sd
+            // On a sparse series (expected below `robust_min_mean`, where the NB alone decides) a
+            // window already unusual (watch) teaches the spread only as much as the level: a
+            // storm building over hours must not raise the overdispersion that judges it.
+            let sparse_watch = o.p_up < p.calm_p && o.f.mean < p.robust_min_mean;
+            let cs = if o.f.counts && (!o.warm || sparse_watch) {
+                if o.warm {
+                    p.winsor_sd
+                } else {
+                    2.0 * p.winsor_sd
+                }
             } else {
                 p.spread_winsor_sd
             };

@@ -298,6 +298,8 @@ pub struct ContactEvent<'a> {
     pub topic: Option<Cow<'a, str>>,
     pub complaint: Option<bool>,
     pub sentiment: Option<f64>,
+    /// Who contacted us: only ever hashed (`window::CustomerKey`), never logged or stored.
+    pub customer_id: Option<Cow<'a, str>>,
 }
 
 /// Limits that make input "absurd". Times are checked against the processing clock.
@@ -441,6 +443,7 @@ pub fn validate<'a>(
         topic: view.topic,
         complaint: view.complaint,
         sentiment: view.sentiment,
+        customer_id: view.customer_id,
     })
 }
 
@@ -536,7 +539,11 @@ pub struct CrisisEvent {
     pub window_start: String,
     pub window_end: String,
     pub onset: String,
+    /// Complaints in the window as counted for detection (distinct customers, or events).
     pub observed: u64,
+    /// Complaint events in the window, repeat contacts of a customer included.
+    #[serde(default)]
+    pub observed_events: u64,
     pub expected: f64,
     pub upper_bound: f64,
     pub p_value: f64,

@@ -57,7 +57,11 @@ pub struct WindowRecord {
     pub channel: String,
     pub window_start: String,
     pub window_end: String,
+    /// Complaints as counted for detection (customers or events, `[window] count`).
     pub observed: u64,
+    /// Complaint events, repeat contacts included.
+    #[serde(default)]
+    pub observed_events: u64,
     /// All contacts of the topic in the window (all-channels series only; else 0).
     pub contacts: u64,
     pub expected: f64,
@@ -77,6 +81,7 @@ impl WindowRecord {
             window_start: crate::event::format_rfc3339(r.start_ms),
             window_end: crate::event::format_rfc3339(r.end_ms),
             observed: r.observed,
+            observed_events: r.observed_events,
             contacts: r.contacts,
             expected: finite(r.expected),
             upper_bound: finite(r.upper),

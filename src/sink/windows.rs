@@ -1,4 +1,5 @@
-//! Every closed window (topic, channel, start, end, observed, expected, score, state) to CSV
+//! Every closed window (topic, channel, start, end, observed, observed_events, contacts,
+//! expected, upper bound, p-value, score, state) to CSV
 //! or Parquet, chosen by the file extension.
 
 use std::fs::File;
@@ -50,6 +51,7 @@ fn schema() -> Arc<Schema> {
             false,
         ),
         Field::new("observed", DataType::UInt64, false),
+        Field::new("observed_events", DataType::UInt64, false),
         Field::new("contacts", DataType::UInt64, false),
         Field::new("expected", DataType::Float64, false),
         Field::new("upper_bound", DataType::Float64, false),
@@ -72,7 +74,7 @@ impl WindowWriter {
                 let mut w = BufWriter::new(f);
                 writeln!(
                     w,
-                    "topic,channel,window_start,window_end,observed,contacts,expected,upper_bound,p_value,score,state"
+                    "topic,channel,window_start,window_end,observed,observed_events,contacts,expected,upper_bound,p_value,score,state"
                 )?;
                 Out::Csv(w)
             }
@@ -102,10 +104,11 @@ impl WindowWriter {
         match &mut self.out {
             Out::Csv(w) => writeln!(
                 w,
-                "{topic},{channel},{},{},{},{},{:.4},{:.4},{:.6e},{:.4},{}",
+                "{topic},{channel},{},{},{},{},{},{:.4},{:.4},{:.6e},{:.4},{}",
                 crate::event::format_rfc3339(r.start_ms),
                 crate::event::format_rfc3339(r.end_ms),
                 r.observed,
+                r.observed_events,
                 r.contacts,
                 r.expected,
                 r.upper,
@@ -149,6 +152,7 @@ fn to_batch(rows: &[Row]) -> anyhow::Result<RecordBatch> {
     let mut start = TimestampMillisecondBuilder::new().with_timezone("UTC");
     let mut end = TimestampMillisecondBuilder::new().with_timezone("UTC");
     let mut observed = UInt64Builder::new();
+    let mut observed_events = UInt64Builder::new();
     let mut contacts = UInt64Builder::new();
     let mut expected = Float64Builder::new();
     let mut upper = Float64Builder::new();
@@ -161,6 +165,7 @@ fn to_batch(rows: &[Row]) -> anyhow::Result<RecordBatch> {
         start.append_value(row.r.start_ms);
         end.append_value(row.r.end_ms);
         observed.append_value(row.r.observed);
+        observed_events.append_value(row.r.observed_events);
         contacts.append_value(row.r.contacts);
         expected.append_value(row.r.expected);
         upper.append_value(row.r.upper);
@@ -174,6 +179,7 @@ fn to_batch(rows: &[Row]) -> anyhow::Result<RecordBatch> {
         Arc::new(start.finish()),
         Arc::new(end.finish()),
         Arc::new(observed.finish()),
+        Arc::new(observed_events.finish()),
         Arc::new(contacts.finish()),
         Arc::new(expected.finish()),
         Arc::new(upper.finish()),

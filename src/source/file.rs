@@ -45,7 +45,7 @@ impl Format {
 /// Maps contact-event fields to column names, and filters rows (tabular inputs only).
 #[derive(Debug, Clone, Default)]
 pub struct Mapping {
-    /// field name (`id`, `event_time`, `channel`, `text`, ...) -> column name.
+    /// field name (`id`, `event_time`, `channel`, `text`, `customer_id`, ...) -> column name.
     pub columns: BTreeMap<String, String>,
     /// Keep only rows whose column equals the value.
     pub filters: Vec<(String, String)>,
@@ -68,6 +68,7 @@ pub struct Fields {
     pub topic: Option<String>,
     pub complaint: Option<String>,
     pub sentiment: Option<String>,
+    pub customer_id: Option<String>,
 }
 
 impl Fields {
@@ -117,7 +118,7 @@ impl Fields {
             topic: opt(&self.topic),
             complaint,
             sentiment,
-            customer_id: None,
+            customer_id: opt(&self.customer_id),
             attributes: None,
         })
     }
@@ -186,7 +187,7 @@ fn ndjson<R: BufRead + 'static>(mut r: R) -> impl Iterator<Item = Record> {
     })
 }
 
-const FIELDS: [&str; 8] = [
+const FIELDS: [&str; 9] = [
     "id",
     "event_time",
     "channel",
@@ -195,6 +196,7 @@ const FIELDS: [&str; 8] = [
     "topic",
     "complaint",
     "sentiment",
+    "customer_id",
 ];
 
 fn set_field(f: &mut Fields, field: &str, v: String) {
@@ -207,6 +209,7 @@ fn set_field(f: &mut Fields, field: &str, v: String) {
         "topic" => f.topic = Some(v),
         "complaint" => f.complaint = Some(v),
         "sentiment" => f.sentiment = Some(v),
+        "customer_id" => f.customer_id = Some(v),
         _ => {}
     }
 }
@@ -395,4 +398,41 @@ fn batch_records(b: &RecordBatch, mapping: &Mapping, row: &mut u64) -> Vec<Recor
         });
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_csv_column_maps_to_customer_id() {
+        let mut f = tempfile::Builder::new().suffix(".csv").tempfile().unwrap();
+        std::io::Write::write_all(
+            &mut f,
+            b"tweet_id,name,tweet_created,text\n1,jdoe,2015-02-21 06:00:00 -0800,on hold for 2 hours\n2,,2015-02-21 06:01:00 -0800,cancelled\n",
+        )
+        .unwrap();
+        let mapping = Mapping {
+            columns: [
+                ("id", "tweet_id"),
+                ("customer_id", "name"),
+                ("event_time", "tweet_created"),
+            ]
+            .into_iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect(),
+            filters: Vec::new(),
+        };
+        let ids: Vec<Option<String>> = read(f.path(), Format::Csv, &mapping)
+            .unwrap()
+            .map(|r| match r {
+                Record::Row { fields, .. } => {
+                    fields.view().unwrap().customer_id.map(|c| c.into_owned())
+                }
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        // An empty cell is no customer: that complaint counts on its own.
+        assert_eq!(ids, vec![Some("jdoe".to_string()), None]);
+    }
 }

@@ -261,16 +261,28 @@ pub struct Simulator {
     minute: i64,
     buf: std::collections::VecDeque<SimRecord>,
     next_id: u64,
+    /// Decides repeat contacts during injected crises. Separate from `rng`, so the normal
+    /// traffic of a seed is what it was before repeats were simulated.
+    repeat_rng: SmallRng,
+    /// Recent customers who complained during an injected crisis (the ones who call again).
+    crisis_customers: std::collections::VecDeque<String>,
 }
+
+/// Share of an injected crisis' complaints that come from a customer who already complained
+/// during it: angry customers call back, which is why windows count distinct customers.
+const REPEAT_SHARE: f64 = 0.2;
+const REPEAT_POOL: usize = 64;
 
 impl Simulator {
     pub fn new(cfg: SimConfig) -> Self {
         Simulator {
             rng: SmallRng::seed_from_u64(cfg.seed),
+            repeat_rng: SmallRng::seed_from_u64(cfg.seed ^ 0x7265_7065_6174),
             cfg,
             minute: 0,
             buf: std::collections::VecDeque::new(),
             next_id: 0,
+            crisis_customers: std::collections::VecDeque::new(),
         }
     }
 
@@ -308,7 +320,7 @@ impl Simulator {
                 for k in 0..(normal + crisis) {
                     let complaint = k >= normal || self.rng.random_bool(complaint_share);
                     let t = t0 + self.rng.random_range(0..MINUTE);
-                    let rec = self.record(ti, ch, t, complaint);
+                    let rec = self.record(ti, ch, t, complaint, k >= normal);
                     batch.push(rec);
                 }
             }
@@ -334,7 +346,14 @@ impl Simulator {
         self.minute += 1;
     }
 
-    fn record(&mut self, ti: usize, ch: Channel, t: i64, complaint: bool) -> SimRecord {
+    fn record(
+        &mut self,
+        ti: usize,
+        ch: Channel,
+        t: i64,
+        complaint: bool,
+        crisis: bool,
+    ) -> SimRecord {
         self.next_id += 1;
         let id = format!("sim-{}-{:08}", self.cfg.seed, self.next_id);
         if self.rng.random_bool(self.cfg.malformed_share) {
@@ -357,6 +376,18 @@ impl Simulator {
         let lang = if spanish { "es" } else { "en" };
         let upstream = matches!(ch, Channel::Phone | Channel::Email)
             && self.rng.random_bool(self.cfg.upstream_share);
+        let mut customer = format!("cust-{}", self.rng.random_range(0..50_000u32));
+        if crisis {
+            let n = self.crisis_customers.len();
+            if n > 0 && self.repeat_rng.random_bool(REPEAT_SHARE) {
+                customer = self.crisis_customers[self.repeat_rng.random_range(0..n)].clone();
+            } else {
+                if n == REPEAT_POOL {
+                    self.crisis_customers.pop_front();
+                }
+                self.crisis_customers.push_back(customer.clone());
+            }
+        }
         let mut v = serde_json::json!({
             "schema_version": 1,
             "id": id,
@@ -364,7 +395,7 @@ impl Simulator {
             "channel": ch.as_str(),
             "text": text,
             "language": lang,
-            "customer_id": format!("cust-{}", self.rng.random_range(0..50_000u32)),
+            "customer_id": customer,
         });
         if upstream {
             v["topic"] = serde_json::Value::from(topic.name);

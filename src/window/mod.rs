@@ -5,8 +5,12 @@
 //! - an event is counted in exactly the closed windows that contain it, or counted as late;
 //! - any arrival order in which no event is later than the allowed lateness gives the same
 //!   closed windows;
-//! - every closed window lists every topic, zero counts included (silence is data).
+//! - every closed window lists every topic, zero counts included (silence is data);
+//! - counting customers, a customer is counted at most once per window and topic (and per
+//!   window, topic and channel), whatever the arrival order; events without a customer each
+//!   count.
 
+mod customers;
 pub mod watermark;
 
 #[cfg(test)]
@@ -17,6 +21,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 
 use crate::event::{Channel, EventTime, TopicId};
+pub use customers::{CountMode, CustomerKey};
 
 /// Window geometry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,12 +49,19 @@ impl WindowSpec {
 /// Counts for one topic in one window.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TopicCounts {
-    /// Complaints (the detected signal).
+    /// Complaints as counted for detection (the detected signal): with
+    /// [`CountMode::Customers`], complaining customers (a repeat contact of a customer already
+    /// counted in this window and topic adds nothing; a complaint without a customer id
+    /// counts); with [`CountMode::Events`], complaint events.
     pub complaints: u64,
+    /// Complaint events, repeats included (equal to `complaints` when counting events).
+    pub complaint_events: u64,
     /// All contacts classified to the topic, complaint or not.
     pub contacts: u64,
-    /// Complaints per channel, indexed by `Channel::index()`.
+    /// Complaints per channel as counted for detection, indexed by `Channel::index()`.
     pub by_channel: [u64; Channel::COUNT],
+    /// Complaint events per channel, repeats included.
+    pub by_channel_events: [u64; Channel::COUNT],
     /// Complaint term ids and how many complaints held them, most frequent first.
     pub terms: Vec<(u32, u64)>,
     /// Ids of the first complaints in the window (at most `samples_per_window`).
@@ -67,11 +79,24 @@ pub struct ClosedWindow {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct BinTopic {
+    /// Complaint events.
     complaints: u64,
     contacts: u64,
+    /// Complaint events per channel.
     by_channel: [u64; Channel::COUNT],
     terms: HashMap<u32, u64>,
     samples: Vec<String>,
+    /// Complaint events that carried a customer (counting customers only), in total and per
+    /// channel: the rest each count once. Absent from state_version 1 checkpoints, whose
+    /// complaints therefore all count (they were counted as events).
+    #[serde(default)]
+    keyed: u64,
+    #[serde(default)]
+    keyed_by_channel: [u64; Channel::COUNT],
+    /// Keyed hashes of the complaining customers (never the ids), each with the bit set of the
+    /// channels they complained through: bounded by `keyed`.
+    #[serde(default)]
+    customers: HashMap<u64, u8>,
 }
 
 /// What happened to an event offered to the aggregator.
@@ -99,6 +124,10 @@ pub struct Aggregator {
     late_events: u64,
     late_per_topic: Vec<u64>,
     skipped_windows: u64,
+    /// What a window counts. Not part of the checkpoint's meaning: the restoring pipeline sets
+    /// its own (see [`Aggregator::set_count_mode`]).
+    #[serde(default)]
+    count: CountMode,
 }
 
 impl Aggregator {
@@ -115,7 +144,23 @@ impl Aggregator {
             late_events: 0,
             late_per_topic: vec![0; n_topics],
             skipped_windows: 0,
+            count: CountMode::default(),
         }
+    }
+
+    /// Counts customers or events from now on. Switching on open windows is safe both ways:
+    /// complaints counted before without a customer key each count once.
+    pub fn with_count_mode(mut self, count: CountMode) -> Self {
+        self.count = count;
+        self
+    }
+
+    pub fn set_count_mode(&mut self, count: CountMode) {
+        self.count = count;
+    }
+
+    pub fn count_mode(&self) -> CountMode {
+        self.count
     }
 
     pub fn spec(&self) -> WindowSpec {
@@ -141,7 +186,10 @@ impl Aggregator {
         self.any_closed.then_some(self.closed_until)
     }
 
-    /// Offers one classified event.
+    /// Offers one classified event. `customer` is the keyed hash of its customer id
+    /// ([`CustomerKey::of`]), if it has one; it is kept (counting customers) only for
+    /// complaints.
+    #[allow(clippy::too_many_arguments)]
     pub fn add(
         &mut self,
         time: EventTime,
@@ -150,6 +198,7 @@ impl Aggregator {
         complaint: bool,
         terms: &[u32],
         event_id: &str,
+        customer: Option<u64>,
     ) -> Admit {
         let t = time.0;
         let ti = topic.index().min(self.n_topics - 1);
@@ -179,6 +228,11 @@ impl Aggregator {
         if complaint {
             b.complaints += 1;
             b.by_channel[channel.index()] += 1;
+            if let (CountMode::Customers, Some(h)) = (self.count, customer) {
+                b.keyed += 1;
+                b.keyed_by_channel[channel.index()] += 1;
+                *b.customers.entry(h).or_insert(0) |= 1 << channel.index();
+            }
             for &term in terms {
                 *b.terms.entry(term).or_insert(0) += 1;
             }
@@ -231,13 +285,20 @@ impl Aggregator {
         let end = start + self.spec.size_ms;
         let mut topics: Vec<TopicCounts> = vec![TopicCounts::default(); self.n_topics];
         let mut term_acc: Vec<HashMap<u32, u64>> = vec![HashMap::new(); self.n_topics];
+        // Customers per topic across the window's bins (hopping windows span several).
+        let mut cust_acc: Vec<HashMap<u64, u8>> = vec![HashMap::new(); self.n_topics];
         for (_, bin) in self.bins.range(start..end) {
             for (i, b) in bin.iter().enumerate() {
                 let t = &mut topics[i];
-                t.complaints += b.complaints;
+                t.complaint_events += b.complaints;
+                t.complaints += b.complaints - b.keyed;
                 t.contacts += b.contacts;
                 for c in 0..Channel::COUNT {
-                    t.by_channel[c] += b.by_channel[c];
+                    t.by_channel_events[c] += b.by_channel[c];
+                    t.by_channel[c] += b.by_channel[c] - b.keyed_by_channel[c];
+                }
+                for (&h, &m) in &b.customers {
+                    *cust_acc[i].entry(h).or_insert(0) |= m;
                 }
                 for (&k, &v) in &b.terms {
                     *term_acc[i].entry(k).or_insert(0) += v;
@@ -246,6 +307,14 @@ impl Aggregator {
                     if t.samples.len() < self.samples_per_window {
                         t.samples.push(s.clone());
                     }
+                }
+            }
+        }
+        for (t, acc) in topics.iter_mut().zip(cust_acc) {
+            t.complaints += acc.len() as u64;
+            for m in acc.into_values() {
+                for (c, n) in t.by_channel.iter_mut().enumerate() {
+                    *n += u64::from(m >> c & 1);
                 }
             }
         }

@@ -27,19 +27,20 @@ pub fn shared() -> PathBuf {
     dir
 }
 
-/// Tweets to one airline as NDJSON contact events: deduplicated by tweet_id, with the
-/// dataset's label leakage undone (its SOURCE.md: "cancel" was replaced by "Cancelled
+/// Tweets to one airline as NDJSON contact events, the author (`name`) as the customer:
+/// deduplicated by tweet_id, with the dataset's label leakage undone (its SOURCE.md: "cancel" was replaced by "Cancelled
 /// Flight", "late" by "Late Flight", "booking" by "Flight Booking Problems").
 pub fn airline_ndjson(airline: &str) -> (tempfile::NamedTempFile, usize) {
     let path = shared().join("data/twitter-us-airline-sentiment/Tweets.csv");
     let mut rdr = csv::Reader::from_path(&path).expect("Tweets.csv");
     let headers = rdr.headers().expect("header").clone();
     let col = |n: &str| headers.iter().position(|h| h == n).expect(n);
-    let (id, air, text, created) = (
+    let (id, air, text, created, author) = (
         col("tweet_id"),
         col("airline"),
         col("text"),
         col("tweet_created"),
+        col("name"),
     );
     let mut seen = std::collections::HashSet::new();
     let mut out = tempfile::Builder::new()
@@ -61,6 +62,7 @@ pub fn airline_ndjson(airline: &str) -> (tempfile::NamedTempFile, usize) {
             .replace("&lt;", "<");
         let v = serde_json::json!({
             "id": &r[id], "event_time": &r[created], "channel": "social", "text": t, "language": "en",
+            "customer_id": &r[author],
         });
         serde_json::to_writer(&mut out, &v).expect("write");
         out.write_all(b"\n").expect("write");
