@@ -24,8 +24,9 @@ HTTP_PORT="${HTTP_PORT:-9899}"
 TICK="$(getconf CLK_TCK)"
 
 cargo build --release --quiet --bin crisis-pulse --example bare_consumer --example mock_broker
-CP=target/release/crisis-pulse
-BARE=target/release/examples/bare_consumer
+TARGET="${CARGO_TARGET_DIR:-target}"
+CP="$TARGET/release/crisis-pulse"
+BARE="$TARGET/release/examples/bare_consumer"
 TOPIC="bench.$(date +%s).history"
 create=()
 mock_pid=""
@@ -33,7 +34,7 @@ cfg=""
 trap '[[ -n "$mock_pid" ]] && kill "$mock_pid"; rm -f "$cfg"' EXIT
 if [[ "$MOCK" == 1 ]]; then
   addr_file="$(mktemp)"
-  target/release/examples/mock_broker --partitions "$PARTITIONS" "$TOPIC" \
+  "$TARGET/release/examples/mock_broker" --partitions "$PARTITIONS" "$TOPIC" \
     bench.crisis.events bench.contacts.dlq >"$addr_file" &
   mock_pid=$!
   for _ in $(seq 50); do [[ -s "$addr_file" ]] && break; sleep 0.1; done

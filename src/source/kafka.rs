@@ -30,7 +30,8 @@ pub type Tp = (Arc<str>, i32);
 /// offset of a partition is `min(lowest pending offset, next offset)`.
 #[derive(Debug, Default)]
 pub struct OffsetTracker {
-    parts: HashMap<Tp, Pending>,
+    /// Updated once per message: foldhash, not SipHash (keys come from the assignment).
+    parts: HashMap<Tp, Pending, foldhash::fast::RandomState>,
 }
 
 #[derive(Debug, Default)]
@@ -48,7 +49,10 @@ impl OffsetTracker {
             Some(p) => p,
             None => self.parts.entry(tp.clone()).or_default(),
         };
-        if let Some(b) = bin {
+        // Events mostly arrive in event-time order: the newest bin is the common case.
+        if let Some(b) = bin
+            && p.bins.last_key_value().is_none_or(|(&last, _)| last != b)
+        {
             p.bins.entry(b).or_insert(offset);
         }
         p.next = Some(p.next.map_or(offset + 1, |n| n.max(offset + 1)));
@@ -168,6 +172,8 @@ pub struct ServiceContext {
     pub offsets: Arc<Mutex<OffsetTracker>>,
     pub sink: Arc<KafkaSink>,
     pub changes: Mutex<Vec<Change>>,
+    /// Set after a push to `changes`, so the loop need not lock it for every message.
+    pub changed: std::sync::atomic::AtomicBool,
     /// Broker-side offsets from the statistics callback.
     pub highs: Mutex<HashMap<Tp, Offsets>>,
     pub drain_timeout: Duration,
@@ -219,6 +225,7 @@ impl ServiceContext {
             offsets: Arc::new(Mutex::new(OffsetTracker::default())),
             sink,
             changes: Mutex::new(Vec::new()),
+            changed: std::sync::atomic::AtomicBool::new(false),
             highs: Mutex::new(HashMap::new()),
             drain_timeout,
             durability,
@@ -366,6 +373,8 @@ impl ConsumerContext for ServiceContext {
                 counted_until,
             });
         }
+        self.changed
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -376,6 +385,8 @@ impl ConsumerContext for ServiceContext {
             if let Ok(mut c) = self.changes.lock() {
                 c.push(Change::Assigned(assigned));
             }
+            self.changed
+                .store(true, std::sync::atomic::Ordering::Release);
         }
     }
 
