@@ -30,8 +30,9 @@ pub type Tp = (Arc<str>, i32);
 /// offset of a partition is `min(lowest pending offset, next offset)`.
 #[derive(Debug, Default)]
 pub struct OffsetTracker {
-    /// Updated once per message: foldhash, not SipHash (keys come from the assignment).
-    parts: HashMap<Tp, Pending, foldhash::fast::RandomState>,
+    /// Updated once per message: a multiply-rotate hash, not SipHash (keys come from the
+    /// assignment, not from input).
+    parts: HashMap<Tp, Pending, crate::fasthash::Build>,
 }
 
 #[derive(Debug, Default)]

@@ -5,8 +5,8 @@
 
 use std::hash::Hash;
 
-/// Looked up once per event: foldhash, not SipHash (keys are partitions, not attacker input).
-type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+/// Looked up once per event: a multiply-rotate hash, not SipHash (keys are partitions).
+type HashMap<K, V> = std::collections::HashMap<K, V, crate::fasthash::Build>;
 
 #[derive(Debug, Clone, Copy)]
 struct Input {
