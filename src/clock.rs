@@ -56,6 +56,8 @@ pub fn monotonic_coarse_ms() -> i64 {
     })
 }
 
+// time_t and c_long are i64 here but narrower on 32-bit targets.
+#[allow(clippy::unnecessary_cast)]
 fn coarse_ms(id: libc::clockid_t) -> Option<i64> {
     let mut ts = libc::timespec {
         tv_sec: 0,
