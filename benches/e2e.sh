@@ -2,7 +2,8 @@
 # End-to-end Kafka throughput: a bare rdkafka consumer vs `crisis-pulse run` on the same
 # topic. A script, not a timed test: it prints a table; the numbers go in docs/kafka.md.
 #
-#   benches/e2e.sh [N]            (default N=1000000; BROKERS, PARTITIONS, HTTP_PORT env)
+#   benches/e2e.sh [N]            (default N=1000000; BROKERS, PARTITIONS, HTTP_PORT,
+#                                 CARGO_TARGET_DIR, CP (the service binary) env)
 #   MOCK=1 benches/e2e.sh [N]     librdkafka's mock cluster instead of a broker (default
 #                                 N=100000 over 8 partitions: mock partitions keep 5 MB)
 #
@@ -24,16 +25,19 @@ HTTP_PORT="${HTTP_PORT:-9899}"
 TICK="$(getconf CLK_TCK)"
 
 cargo build --release --quiet --bin crisis-pulse --example bare_consumer --example mock_broker
-CP=target/release/crisis-pulse
-BARE=target/release/examples/bare_consumer
+TARGET="${CARGO_TARGET_DIR:-target}"
+# CP=path/to/crisis-pulse measures another build of the service (A/B against the same load).
+CP="${CP:-$TARGET/release/crisis-pulse}"
+BARE="$TARGET/release/examples/bare_consumer"
 TOPIC="bench.$(date +%s).history"
 create=()
 mock_pid=""
 cfg=""
-trap '[[ -n "$mock_pid" ]] && kill "$mock_pid"; rm -f "$cfg"' EXIT
+rows=""
+trap '[[ -n "$mock_pid" ]] && kill "$mock_pid"; rm -f "$cfg" "$rows"' EXIT
 if [[ "$MOCK" == 1 ]]; then
   addr_file="$(mktemp)"
-  target/release/examples/mock_broker --partitions "$PARTITIONS" "$TOPIC" \
+  "$TARGET/release/examples/mock_broker" --partitions "$PARTITIONS" "$TOPIC" \
     bench.crisis.events bench.contacts.dlq >"$addr_file" &
   mock_pid=$!
   for _ in $(seq 50); do [[ -s "$addr_file" ]] && break; sleep 0.1; done
@@ -46,54 +50,97 @@ fi
 echo "loading $N events into $TOPIC ($PARTITIONS partitions)" >&2
 "$BARE" load --brokers "$BROKERS" --topic "$TOPIC" --count "$N" --partitions "$PARTITIONS" "${create[@]}"
 
-echo "bare consumer..." >&2
-read -r bare_n bare_s bare_cpu < <("$BARE" consume --brokers "$BROKERS" --topic "$TOPIC" --count "$N")
-
 cfg="$(mktemp --suffix .toml)"
-sed -n '/^\[window\]/,$p' examples/demo.toml >"$cfg"
-cat >>"$cfg" <<TOML
-
-[kafka]
-brokers = "$BROKERS"
-group_id = "bench-$$"
-topics = ["$TOPIC"]
-crisis_topic = "bench.crisis.events"
-dlq_topic = "bench.contacts.dlq"
-TOML
+rows="$(mktemp)"
 if [[ "$MOCK" != 1 ]]; then
   "$CP" kafka --brokers "$BROKERS" create-topics --partitions 1 bench.crisis.events bench.contacts.dlq
 fi
 
-echo "service..." >&2
-RUST_LOG=warn "$CP" run --config "$cfg" --http-addr "127.0.0.1:$HTTP_PORT" &
-pid=$!
-cpu() { awk -v t="$TICK" '{ sub(/.*\) /, ""); split($0, f, " "); print (f[12] + f[13]) / t }' "/proc/$pid/stat"; }
-consumed() {
-  curl -fsS "http://127.0.0.1:$HTTP_PORT/metrics" 2>/dev/null |
-    awk '/^crisis_pulse_kafka_messages_total/ { s += $2 } END { print s + 0 }'
-}
-t0=""; c0=""
-deadline=$((SECONDS + 900))
-while (( SECONDS < deadline )); do
-  n="$(consumed || echo 0)"
-  if [[ -z "$t0" && "${n%.*}" -gt 0 ]]; then
-    t0="$(date +%s.%N)"; c0="$(cpu)"; n0="${n%.*}"
-  fi
-  if [[ "${n%.*}" -ge "$N" ]]; then
-    t1="$(date +%s.%N)"; c1="$(cpu)"
-    break
-  fi
-  sleep 0.05
-done
-kill -TERM "$pid"
-wait "$pid" || true
-[[ -n "${t1:-}" ]] || { echo "service did not reach $N events" >&2; exit 1; }
+# One service run over the whole topic with a fresh group; prints "events seconds cpu".
+service() {
+  local bin="$1" group="$2"
+  sed -n '/^\[window\]/,$p' examples/demo.toml >"$cfg"
+  cat >>"$cfg" <<TOML
 
-svc_n=$((N - n0))
-awk -v bn="$bare_n" -v bs="$bare_s" -v bc="$bare_cpu" -v sn="$svc_n" -v t0="$t0" -v t1="$t1" -v c0="$c0" -v c1="$c1" 'BEGIN {
-  ss = t1 - t0; sc = c1 - c0
-  printf "%-16s %10s %10s %12s %14s\n", "consumer", "events", "seconds", "events/s", "CPU us/event"
-  printf "%-16s %10d %10.2f %12.0f %14.2f\n", "bare rdkafka", bn, bs, bn / bs, bc * 1e6 / bn
-  printf "%-16s %10d %10.2f %12.0f %14.2f\n", "crisis-pulse run", sn, ss, sn / ss, sc * 1e6 / sn
-  printf "service / bare throughput: %.0f%%\n", 100 * (sn / ss) / (bn / bs)
-}'
+[kafka]
+brokers = "$BROKERS"
+group_id = "$group"
+topics = ["$TOPIC"]
+crisis_topic = "bench.crisis.events"
+dlq_topic = "bench.contacts.dlq"
+TOML
+  RUST_LOG=warn "$bin" run --config "$cfg" --http-addr "127.0.0.1:$HTTP_PORT" >&2 &
+  local pid=$! t0="" c0="" n0=0 t1="" c1="" n
+  cpu() { awk -v t="$TICK" '{ sub(/.*\) /, ""); split($0, f, " "); print (f[12] + f[13]) / t }' "/proc/$pid/stat"; }
+  consumed() {
+    curl -fsS "http://127.0.0.1:$HTTP_PORT/metrics" 2>/dev/null |
+      awk '/^crisis_pulse_kafka_messages_total/ { s += $2 } END { print s + 0 }'
+  }
+  local deadline=$((SECONDS + 900))
+  while (( SECONDS < deadline )); do
+    n="$(consumed || echo 0)"
+    if [[ -z "$t0" && "${n%.*}" -gt 0 ]]; then
+      t0="$(date +%s.%N)"; c0="$(cpu)"; n0="${n%.*}"
+    fi
+    if [[ "${n%.*}" -ge "$N" ]]; then
+      t1="$(date +%s.%N)"; c1="$(cpu)"
+      break
+    fi
+    sleep 0.05
+  done
+  kill -TERM "$pid"
+  wait "$pid" || true
+  [[ -n "$t1" ]] || { echo "service did not reach $N events" >&2; exit 1; }
+  awk -v n=$((N - n0)) -v t0="$t0" -v t1="$t1" -v c0="$c0" -v c1="$c1" \
+    'BEGIN { printf "%d %.3f %.3f\n", n, t1 - t0, c1 - c0 }'
+}
+
+# RUNS rounds (default 1), each: the bare consumer, the service (CP), and with CP_B set a
+# second build of the service, every one from the start of the topic with a fresh group.
+RUNS="${RUNS:-1}"
+for r in $(seq "$RUNS"); do
+  echo "round $r/$RUNS: bare consumer..." >&2
+  read -r bn bs bc < <("$BARE" consume --brokers "$BROKERS" --topic "$TOPIC" --count "$N")
+  echo "bare $bn $bs $bc" >>"$rows"
+  echo "round $r/$RUNS: service..." >&2
+  echo "service $(service "$CP" "bench-$$-$r")" >>"$rows"
+  if [[ -n "${CP_B:-}" ]]; then
+    echo "round $r/$RUNS: service (CP_B)..." >&2
+    echo "service_b $(service "$CP_B" "bench-$$-$r-b")" >>"$rows"
+  fi
+done
+
+# Rows per run, then per consumer the median (and range) of events/s and CPU us/event.
+awk '
+  function median(a, k,   i, j, t) {
+    for (i = 2; i <= k; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+    return k % 2 ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
+  }
+  BEGIN {
+    name["bare"] = "bare rdkafka"; name["service"] = "crisis-pulse run"; name["service_b"] = "run (CP_B)"
+    printf "%-16s %10s %10s %12s %14s\n", "consumer", "events", "seconds", "events/s", "CPU us/event"
+  }
+  {
+    rate = $2 / $3; us = $4 * 1e6 / $2
+    printf "%-16s %10d %10.2f %12.0f %14.2f\n", name[$1], $2, $3, rate, us
+    k[$1]++; R[$1, k[$1]] = rate; U[$1, k[$1]] = us
+  }
+  END {
+    if (k["bare"] < 2 && !k["service_b"]) {
+      printf "service / bare throughput: %.0f%%\n", 100 * R["service", 1] / R["bare", 1]
+      exit
+    }
+    print "medians over " k["bare"] " rounds (min-max):"
+    for (c in k) {
+      for (i = 1; i <= k[c]; i++) { r[i] = R[c, i]; u[i] = U[c, i] }
+      mr[c] = median(r, k[c]); mu = median(u, k[c])
+      lo = hi = R[c, 1]; ulo = uhi = U[c, 1]
+      for (i = 1; i <= k[c]; i++) {
+        if (R[c, i] < lo) lo = R[c, i]; if (R[c, i] > hi) hi = R[c, i]
+        if (U[c, i] < ulo) ulo = U[c, i]; if (U[c, i] > uhi) uhi = U[c, i]
+      }
+      printf "  %-16s %9.0f events/s (%.0f-%.0f)  %.2f CPU us/event (%.2f-%.2f)\n", name[c], mr[c], lo, hi, mu, ulo, uhi
+    }
+    printf "service / bare throughput (medians): %.0f%%\n", 100 * mr["service"] / mr["bare"]
+    if (k["service_b"]) printf "CP_B / bare throughput (medians): %.0f%%\n", 100 * mr["service_b"] / mr["bare"]
+  }' "$rows"

@@ -27,10 +27,59 @@ impl Clock {
         }
     }
 
+    /// Like [`Clock::now_ms`], from the kernel's coarse clock (`CLOCK_REALTIME_COARSE`, one
+    /// timer tick of resolution, a few ms): a fifth of the cost of a precise read, for the
+    /// per-message paths where a few milliseconds do not matter (the future-time check,
+    /// a partition's last-seen time against a 30 s idle timeout).
+    pub fn now_ms_coarse(&self) -> i64 {
+        match self {
+            Clock::System => coarse_ms(libc::CLOCK_REALTIME_COARSE).unwrap_or_else(|| self.now_ms()),
+            Clock::Manual(t) => t.load(Ordering::Relaxed),
+        }
+    }
+
     /// Sets a manual clock; no effect on the system clock.
     pub fn set_ms(&self, ms: i64) {
         if let Clock::Manual(t) = self {
             t.store(ms, Ordering::Relaxed);
         }
+    }
+}
+
+/// Monotonic milliseconds from the coarse clock (`CLOCK_MONOTONIC_COARSE`), for interval
+/// timers on per-message paths (commit every second, advance every 100 ms). Resolution is one
+/// timer tick (1-4 ms).
+pub fn monotonic_coarse_ms() -> i64 {
+    coarse_ms(libc::CLOCK_MONOTONIC_COARSE).unwrap_or_else(|| {
+        static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        START.get_or_init(std::time::Instant::now).elapsed().as_millis() as i64
+    })
+}
+
+// time_t and c_long are i64 here but narrower on 32-bit targets.
+#[allow(clippy::unnecessary_cast)]
+fn coarse_ms(id: libc::clockid_t) -> Option<i64> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; clock_gettime only writes into it.
+    let rc = unsafe { libc::clock_gettime(id, &mut ts) };
+    (rc == 0).then(|| ts.tv_sec as i64 * 1000 + ts.tv_nsec as i64 / 1_000_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coarse_clocks_track_the_precise_ones() {
+        let precise = Clock::System.now_ms();
+        let coarse = Clock::System.now_ms_coarse();
+        assert!((precise - coarse).abs() < 1_000, "{precise} vs {coarse}");
+        let a = monotonic_coarse_ms();
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        let b = monotonic_coarse_ms();
+        assert!((20..1_000).contains(&(b - a)), "{a} -> {b}");
     }
 }

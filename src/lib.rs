@@ -2,6 +2,7 @@
 //!
 //! - [`event`]: contact and crisis events, their newtypes, and the validating decoder
 //! - [`clock`]: the only place that reads wall-clock time
+//! - [`fasthash`]: a fast hasher for per-message lookups of trusted keys (partitions)
 //! - [`config`]: the configuration file, its defaults and its validation
 //! - [`classify`]: text -> topic, complaint flag and matched terms (pure)
 //! - [`window`]: event-time windows and watermarks (pure)
@@ -29,6 +30,7 @@ pub mod clock;
 pub mod config;
 pub mod detect;
 pub mod event;
+pub mod fasthash;
 pub mod http;
 pub mod logging;
 pub mod metrics;

@@ -12,7 +12,9 @@ use rdkafka::ClientConfig;
 use rdkafka::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext};
+
+use super::poller::PolledProducer;
 use rdkafka::util::Timeout;
 
 use crate::event::{CrisisEvent, DecodeError};
@@ -241,7 +243,7 @@ pub fn apply_properties(c: &mut ClientConfig, k: &KafkaConfig, role: Role) {
 
 /// The crisis and dead-letter producer.
 pub struct KafkaSink {
-    producer: ThreadedProducer<DeliveryContext>,
+    producer: PolledProducer<DeliveryContext>,
     crisis_topic: String,
     dlq_topic: String,
     windows_topic: Option<String>,
@@ -274,12 +276,14 @@ impl KafkaSink {
                 // librdkafka refuses an infinite message timeout with transactions.
                 .set("message.timeout.ms", "55000");
         }
-        let producer: ThreadedProducer<DeliveryContext> = c
-            .create_with_context(DeliveryContext {
+        let producer = PolledProducer::new(
+            &c,
+            DeliveryContext {
                 metrics: metrics.clone(),
                 failed: Default::default(),
-            })
-            .map_err(SinkError::Create)?;
+            },
+        )
+        .map_err(SinkError::Create)?;
         if transactional {
             // Fences any older instance with the same transactional.id and aborts its
             // unfinished transaction.
@@ -470,7 +474,7 @@ fn h<'a>(key: &'a str, value: &'a str) -> Header<'a, &'a str> {
 
 /// Sends, waiting while the queue is full: backpressure onto consumption, never a drop.
 fn send<'a>(
-    producer: &ThreadedProducer<DeliveryContext>,
+    producer: &PolledProducer<DeliveryContext>,
     mut rec: BaseRecord<'a, [u8], [u8], Box<Delivery>>,
     metrics: &Metrics,
 ) -> Result<(), SinkError> {

@@ -30,7 +30,9 @@ pub type Tp = (Arc<str>, i32);
 /// offset of a partition is `min(lowest pending offset, next offset)`.
 #[derive(Debug, Default)]
 pub struct OffsetTracker {
-    parts: HashMap<Tp, Pending>,
+    /// Updated once per message: a multiply-rotate hash, not SipHash (keys come from the
+    /// assignment, not from input).
+    parts: HashMap<Tp, Pending, crate::fasthash::Build>,
 }
 
 #[derive(Debug, Default)]
@@ -50,7 +52,10 @@ impl OffsetTracker {
             Some(p) => p,
             None => self.parts.entry(tp.clone()).or_default(),
         };
-        if let Some(b) = bin {
+        // Events mostly arrive in event-time order: the newest bin is the common case.
+        if let Some(b) = bin
+            && p.bins.last_key_value().is_none_or(|(&last, _)| last != b)
+        {
             p.bins.entry(b).or_insert(offset);
         }
         p.first.get_or_insert(offset);
@@ -177,6 +182,8 @@ pub struct ServiceContext {
     pub offsets: Arc<Mutex<OffsetTracker>>,
     pub sink: Arc<KafkaSink>,
     pub changes: Mutex<Vec<Change>>,
+    /// Set after a push to `changes`, so the loop need not lock it for every message.
+    pub changed: std::sync::atomic::AtomicBool,
     /// Broker-side offsets from the statistics callback.
     pub highs: Mutex<HashMap<Tp, Offsets>>,
     pub drain_timeout: Duration,
@@ -228,6 +235,7 @@ impl ServiceContext {
             offsets: Arc::new(Mutex::new(OffsetTracker::default())),
             sink,
             changes: Mutex::new(Vec::new()),
+            changed: std::sync::atomic::AtomicBool::new(false),
             highs: Mutex::new(HashMap::new()),
             drain_timeout,
             durability,
@@ -375,6 +383,8 @@ impl ConsumerContext for ServiceContext {
                 counted_until,
             });
         }
+        self.changed
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -385,6 +395,8 @@ impl ConsumerContext for ServiceContext {
             if let Ok(mut c) = self.changes.lock() {
                 c.push(Change::Assigned(assigned));
             }
+            self.changed
+                .store(true, std::sync::atomic::Ordering::Release);
         }
     }
 

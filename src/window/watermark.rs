@@ -3,8 +3,10 @@
 //! longer than the idle timeout (processing time) stops holding time back; when every input
 //! is idle, time may advance with the processing clock so that silence still closes windows.
 
-use std::collections::HashMap;
 use std::hash::Hash;
+
+/// Looked up once per event: a multiply-rotate hash, not SipHash (keys are partitions).
+type HashMap<K, V> = std::collections::HashMap<K, V, crate::fasthash::Build>;
 
 #[derive(Debug, Clone, Copy)]
 struct Input {
@@ -30,7 +32,7 @@ impl<K: Eq + Hash + Clone> Watermarks<K> {
             lateness_ms,
             idle_ms,
             advance_when_idle,
-            inputs: HashMap::new(),
+            inputs: HashMap::default(),
             current: None,
         }
     }
