@@ -33,7 +33,9 @@ impl Clock {
     /// a partition's last-seen time against a 30 s idle timeout).
     pub fn now_ms_coarse(&self) -> i64 {
         match self {
-            Clock::System => coarse_ms(libc::CLOCK_REALTIME_COARSE).unwrap_or_else(|| self.now_ms()),
+            Clock::System => {
+                coarse_ms(libc::CLOCK_REALTIME_COARSE).unwrap_or_else(|| self.now_ms())
+            }
             Clock::Manual(t) => t.load(Ordering::Relaxed),
         }
     }
@@ -52,7 +54,10 @@ impl Clock {
 pub fn monotonic_coarse_ms() -> i64 {
     coarse_ms(libc::CLOCK_MONOTONIC_COARSE).unwrap_or_else(|| {
         static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-        START.get_or_init(std::time::Instant::now).elapsed().as_millis() as i64
+        START
+            .get_or_init(std::time::Instant::now)
+            .elapsed()
+            .as_millis() as i64
     })
 }
 

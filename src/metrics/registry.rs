@@ -98,7 +98,7 @@ impl Metrics {
         let mut m = Metrics {
             window_observed: b.gauge_vec(
                 "crisis_pulse_window_observed_complaints",
-                "Complaints in the last closed window, per topic.",
+                "Complaints in the last closed window, per topic, as counted for detection (`window.count`: distinct customers by default).",
                 t,
             ),
             window_expected: b.gauge_vec(
@@ -196,7 +196,7 @@ impl Metrics {
             ),
             rewinds: b.counter(
                 "crisis_pulse_rewinds_total",
-                "Roll-backs to the last checkpoint to read its input again (outputs refused by the broker, or a transaction aborted by a rebalance).",
+                "Roll-backs to the last checkpoint, whose input is then read again: outputs the broker refused for good (at least once), or a transaction a rebalance aborted (exactly once). Outputs come again with the same ids.",
             ),
             checkpoint_seconds: b.histogram(
                 "crisis_pulse_checkpoint_duration_seconds",

@@ -41,9 +41,7 @@ impl<C: ProducerContext + 'static> PolledProducer<C> {
                     }
                 })
                 .map_err(|e| {
-                    rdkafka::error::KafkaError::ClientCreation(format!(
-                        "producer poll thread: {e}"
-                    ))
+                    rdkafka::error::KafkaError::ClientCreation(format!("producer poll thread: {e}"))
                 })?
         };
         Ok(PolledProducer {
