@@ -266,7 +266,9 @@ fn run_with_faults(
     let mut floor = seq_now();
     let mut child = d.spawn(run);
     for i in 0..faults {
-        // Progress first: a checkpoint that covers more input than at the last fault.
+        // Progress first: a checkpoint of this run that covers more input than at the last
+        // fault, or all of it (the service may finish the backlog between a fault's snapshot
+        // and the fault itself; nothing is left to make progress on then).
         let before = at_fault.last().copied().unwrap_or(0);
         wait_for(
             "progress",
@@ -274,7 +276,11 @@ fn run_with_faults(
             run,
             &mut child,
             Duration::from_secs(180),
-            || newest(&d.state()).is_some_and(|(seq, cp)| seq > floor && consumed(&cp) > before),
+            || {
+                newest(&d.state()).is_some_and(|(seq, cp)| {
+                    seq > floor && (consumed(&cp) > before || consumed(&cp) >= total)
+                })
+            },
         );
         std::thread::sleep(Duration::from_millis(rng.random_range(0..1500)));
         at_fault.push(newest(&d.state()).map_or(0, |(_, cp)| consumed(&cp)));
