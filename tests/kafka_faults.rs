@@ -179,16 +179,7 @@ checkpoint_interval = "500ms"
                         r#""session.timeout.ms" = "6000", "heartbeat.interval.ms" = "500""#
                             .to_string(),
                     );
-                }
-                if matches!(name, "clean" | "faulty") {
-                    // One instance at a time, restarted after each kill: static membership, as
-                    // a stateful deployment should use it, so that the successor rejoins as
-                    // the killed member. Without it, tansu 0.6.0 now and then never hands the
-                    // group on: once it evicts a killed member that was the group's leader,
-                    // the successor is given an empty assignment and no rebalance follows
-                    // (seen in 1 of 4 full runs; the coordinator bug described below).
-                    props.push(format!(r#""group.instance.id" = "{name}""#));
-                } else if name.contains("brk") {
+                } else {
                     // Static membership (KIP-345), as a stateful deployment should use it: a
                     // restarted instance rejoins as itself. Needed on tansu 0.6.0, whose group
                     // coordinator, once a member that could not leave (SIGTERM while the broker was
