@@ -44,7 +44,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 
 /// One deployment of the service: its configuration, state directory and output topics.
 struct Deployment {
-    name: &'static str,
+    name: String,
     dir: tempfile::TempDir,
     config: PathBuf,
     crisis: String,
@@ -111,13 +111,13 @@ async fn create(brokers: &str, mock: Option<&Mock>, topics: &[&str], partitions:
 }
 
 async fn deployment(
-    name: &'static str,
+    name: String,
     brokers: &str,
     mock: Option<&Mock>,
     inputs: &[String],
     delivery: &str,
 ) -> Deployment {
-    let prefix = unique(name);
+    let prefix = unique(&name);
     let mut dir = tempfile::tempdir().expect("tempdir");
     // CRISIS_PULSE_FAULT_KEEP=1 keeps each deployment's logs and checkpoints for a post-mortem.
     if std::env::var_os("CRISIS_PULSE_FAULT_KEEP").is_some() {
@@ -125,7 +125,7 @@ async fn deployment(
         eprintln!("{name}: {}", dir.path().display());
     }
     let d = Deployment {
-        name,
+        name: name.clone(),
         dir,
         config: PathBuf::new(),
         crisis: format!("{prefix}-crisis"),
@@ -512,6 +512,131 @@ fn plan(days: i64, scale: f64) -> (Vec<String>, Vec<Planned>, i64) {
     (topics, planned, end)
 }
 
+/// One fault test's two deployments of the service on the same input: the uninterrupted
+/// reference run (run to the end by `Trial::new`) and the deployment the faults hit.
+struct Trial {
+    planned: Vec<Planned>,
+    end: i64,
+    total: i64,
+    clean: Deployment,
+    clean_cp: Checkpoint,
+    clean_brokers: String,
+    faulty: Deployment,
+    faulty_brokers: String,
+}
+
+impl Trial {
+    /// Publishes `days` of simulated input (see `plan`) to `brokers`, runs the reference
+    /// deployment `clean-<label>` over it to the end and sets up `faulty-<label>`. With
+    /// `own_broker`, the faulty deployment reads a copy of the input from that broker instead.
+    async fn new(
+        label: &str,
+        brokers: &str,
+        mock: Option<&Mock>,
+        own_broker: Option<&str>,
+        (days, scale): (i64, f64),
+        delivery: &str,
+    ) -> Trial {
+        let (topics, planned, end) = plan(days, scale);
+        publish(brokers, mock, &topics, &planned).await;
+        let faulty_brokers = own_broker.unwrap_or(brokers).to_string();
+        if own_broker.is_some() {
+            publish(&faulty_brokers, None, &topics, &planned).await;
+        }
+        let total = planned.len() as i64;
+        let clean = deployment(format!("clean-{label}"), brokers, mock, &topics, delivery).await;
+        let clean_cp = run_clean(&clean, total, end);
+        let faulty_mock = if own_broker.is_some() { None } else { mock };
+        let faulty = deployment(
+            format!("faulty-{label}"),
+            &faulty_brokers,
+            faulty_mock,
+            &topics,
+            delivery,
+        )
+        .await;
+        Trial {
+            planned,
+            end,
+            total,
+            clean,
+            clean_cp,
+            clean_brokers: brokers.to_string(),
+            faulty,
+            faulty_brokers,
+        }
+    }
+
+    /// Runs the faulty deployment with `faults` faults (see `run_with_faults`) and asserts
+    /// that at least `mid_stream` of them landed mid-stream. Returns the final checkpoint and
+    /// the progress at each fault.
+    fn run(
+        &self,
+        faults: usize,
+        mid_stream: usize,
+        fault: impl FnMut(&mut Child, usize) -> bool,
+    ) -> (Checkpoint, Vec<i64>) {
+        let (cp, at_fault) = run_with_faults(
+            &self.faulty,
+            self.total,
+            self.end,
+            faults,
+            &mut seeded(),
+            fault,
+        );
+        self.assert_mid_stream(&at_fault, mid_stream);
+        (cp, at_fault)
+    }
+
+    fn assert_mid_stream(&self, at_fault: &[i64], mid_stream: usize) {
+        assert!(
+            at_fault
+                .iter()
+                .filter(|&&n| n > 0 && n < self.total)
+                .count()
+                >= mid_stream,
+            "at least {mid_stream} of the faults landed mid-stream: {at_fault:?} of {}",
+            self.total
+        );
+    }
+
+    /// Reads both deployments' outputs (the faulty one's within `slow` = (quiet, max wait)
+    /// when its broker serves reads slowly), asserts that they and the final checkpoints agree
+    /// (`compare`) and reports what the faults made the service publish twice.
+    fn verify(
+        &self,
+        faulty_cp: &Checkpoint,
+        what: &str,
+        at_fault: &[i64],
+        slow: Option<(Duration, Duration)>,
+    ) -> Outputs {
+        let co = outputs(&self.clean_brokers, &self.clean);
+        let fo = match slow {
+            Some((quiet, max_wait)) => {
+                outputs_within(&self.faulty_brokers, &self.faulty, quiet, max_wait)
+            }
+            None => outputs(&self.faulty_brokers, &self.faulty),
+        };
+        compare(
+            &self.planned,
+            self.end,
+            (&self.clean_cp, &co),
+            (faulty_cp, &fo),
+        );
+        eprintln!(
+            "{what}: {} records, faults after {at_fault:?}; records republished: windows {} (for {} distinct), crises {} (for {}), dead letters {} (for {})",
+            self.total,
+            fo.windows.1 - fo.windows.0.len(),
+            fo.windows.0.len(),
+            fo.crises.1 - fo.crises.0.len(),
+            fo.crises.0.len(),
+            fo.dead.1 - fo.dead.0.len(),
+            fo.dead.0.len()
+        );
+        fo
+    }
+}
+
 /// Everything both runs closed before the end of the data must be equal; the faulty run's
 /// counters must equal the uninterrupted run's and the offline pipeline's.
 fn compare(
@@ -582,33 +707,9 @@ fn compare(
 async fn kill_9_under_load_loses_nothing_at_least_once() {
     let _serial = serial();
     let brokers = require_broker();
-    let (topics, planned, end) = input(&brokers, None, 2, 3.0).await;
-    let total = planned.len() as i64;
-
-    let clean = deployment("clean", &brokers, None, &topics, "at-least-once").await;
-    let clean_cp = run_clean(&clean, total, end);
-    let faulty = deployment("faulty", &brokers, None, &topics, "at-least-once").await;
-    let (faulty_cp, at_kill) = run_with_faults(
-        &faulty,
-        total,
-        end,
-        KILLS,
-        &mut seeded(),
-        kill_9_then_session_expiry,
-    );
-    assert!(
-        at_kill.iter().filter(|&&n| n > 0 && n < total).count() >= 2,
-        "at least two kills landed mid-stream: {at_kill:?} of {total}"
-    );
-
-    let (co, fo) = (outputs(&brokers, &clean), outputs(&brokers, &faulty));
-    compare(&planned, end, (&clean_cp, &co), (&faulty_cp, &fo));
-    eprintln!(
-        "at-least-once: {total} records, kills after {at_kill:?}; duplicates republished: windows {}, crises {}, dead letters {}",
-        fo.windows.1 - fo.windows.0.len(),
-        fo.crises.1 - fo.crises.0.len(),
-        fo.dead.1 - fo.dead.0.len()
-    );
+    let t = Trial::new("kill", &brokers, None, None, (2, 3.0), "at-least-once").await;
+    let (cp, at_kill) = t.run(KILLS, 2, kill_9_then_session_expiry);
+    t.verify(&cp, "at-least-once, kill -9", &at_kill, None);
 }
 
 /// The same faults in the exactly-once mode, on librdkafka's mock cluster: tansu 0.6.0
@@ -627,39 +728,28 @@ async fn kill_9_under_load_in_the_exactly_once_mode() {
     let _serial = serial();
     let mock = Mock::new(1).expect("mock cluster");
     let brokers = mock.bootstrap_servers();
-    let (topics, planned, end) = input(&brokers, Some(&mock), 2, 3.0).await;
-    let total = planned.len() as i64;
-
-    let clean = deployment("clean-eos", &brokers, Some(&mock), &topics, "exactly-once").await;
-    let clean_cp = run_clean(&clean, total, end);
-    let faulty = deployment("faulty-eos", &brokers, Some(&mock), &topics, "exactly-once").await;
-    let (faulty_cp, at_kill) = run_with_faults(&faulty, total, end, KILLS, &mut seeded(), kill_9);
-    assert!(
-        at_kill.iter().filter(|&&n| n > 0 && n < total).count() >= 2,
-        "at least two kills landed mid-stream: {at_kill:?} of {total}"
-    );
+    let t = Trial::new("eos", &brokers, Some(&mock), None, (2, 3.0), "exactly-once").await;
+    let (cp, at_kill) = t.run(KILLS, 2, kill_9);
     for run in 0..=KILLS {
-        let log = std::fs::read_to_string(faulty.log(run)).unwrap_or_default();
+        let log = std::fs::read_to_string(t.faulty.log(run)).unwrap_or_default();
         assert!(
             log.contains("exactly-once producer ready"),
             "run {run} initialised its transactions (fencing the killed one):\n{}",
-            faulty.tail(run)
+            t.faulty.tail(run)
         );
         assert!(
             !log.contains(" ERROR "),
             "run {run} logged an error:\n{}",
-            faulty.tail(run)
+            t.faulty.tail(run)
         );
     }
-
-    let (co, fo) = (outputs(&brokers, &clean), outputs(&brokers, &faulty));
-    compare(&planned, end, (&clean_cp, &co), (&faulty_cp, &fo));
-    eprintln!(
-        "exactly-once mode on the mock cluster: {total} records, kills after {at_kill:?}; records seen by a reader of the mock (which hides no aborted record): windows {} for {} distinct, crises {} for {}",
-        fo.windows.1,
-        fo.windows.0.len(),
-        fo.crises.1,
-        fo.crises.0.len()
+    // The mock hides no aborted record: what a reader of it sees twice here, a
+    // read_committed reader of Apache Kafka would not.
+    t.verify(
+        &cp,
+        "exactly-once mode on the mock cluster, kill -9",
+        &at_kill,
+        None,
     );
 }
 
@@ -673,7 +763,14 @@ async fn rebalance_hands_partitions_over_without_loss_or_double_count() {
     let brokers = require_broker();
     let (topics, planned, _) = input(&brokers, None, 2, 3.0).await;
     let total = planned.len() as i64;
-    let d = deployment("rebalance", &brokers, None, &topics, "at-least-once").await;
+    let d = deployment(
+        "rebalance".to_string(),
+        &brokers,
+        None,
+        &topics,
+        "at-least-once",
+    )
+    .await;
     let state_b = d.dir.path().join("state-b");
 
     let mut a = d.spawn(0);
@@ -778,23 +875,12 @@ async fn refused_outputs_are_published_again_from_the_last_checkpoint() {
     let _serial = serial();
     let mock = Mock::new(1).expect("mock cluster");
     let brokers = mock.bootstrap_servers();
-    let (topics, planned, end) = input(&brokers, Some(&mock), 2, 1.0).await;
-    let total = planned.len() as i64;
-
-    let clean = deployment(
-        "clean-refused",
+    let t = Trial::new(
+        "refused",
         &brokers,
         Some(&mock),
-        &topics,
-        "at-least-once",
-    )
-    .await;
-    let clean_cp = run_clean(&clean, total, end);
-    let faulty = deployment(
-        "faulty-refused",
-        &brokers,
-        Some(&mock),
-        &topics,
+        None,
+        (2, 1.0),
         "at-least-once",
     )
     .await;
@@ -802,36 +888,23 @@ async fn refused_outputs_are_published_again_from_the_last_checkpoint() {
         RDKafkaApiKey::Produce,
         &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE; 3],
     );
-    let faulty_cp = run_clean(&faulty, total, end);
-    let log = std::fs::read_to_string(faulty.log(0)).expect("run log");
+    let (cp, _) = t.run(0, 0, kill_9);
+    let log = std::fs::read_to_string(t.faulty.log(0)).expect("run log");
     assert!(
         log.contains("delivery failed permanently") && log.contains("state rolled back"),
         "the refused outputs were noticed and the state rolled back:\n{}",
-        faulty.tail(0)
+        t.faulty.tail(0)
     );
-    let (co, fo) = (outputs(&brokers, &clean), outputs(&brokers, &faulty));
-    compare(&planned, end, (&clean_cp, &co), (&faulty_cp, &fo));
-    eprintln!(
-        "refused outputs: {total} records; republished duplicates: windows {}, crises {}, dead letters {}",
-        fo.windows.1 - fo.windows.0.len(),
-        fo.crises.1 - fo.crises.0.len(),
-        fo.dead.1 - fo.dead.0.len()
-    );
+    t.verify(&cp, "refused outputs", &[], None);
 }
 
 /// Two broker faults under a running service: fault 0, the broker goes away for 3 s and comes
 /// back; fault 1, the broker goes away, the service is asked to stop (SIGTERM) while it cannot
 /// reach it (its exit must be bounded), the broker comes back and the service is started again.
 /// Returns the final checkpoint and the progress at each fault (one of which must be mid-stream).
-fn broker_faults(
-    d: &Deployment,
-    total: i64,
-    end: i64,
-    down: impl Fn(),
-    up: impl Fn(),
-) -> (Checkpoint, Vec<i64>) {
+fn broker_faults(t: &Trial, down: impl Fn(), up: impl Fn()) -> (Checkpoint, Vec<i64>) {
     let mut shutdown = None;
-    let (cp, at_fault) = run_with_faults(d, total, end, 2, &mut seeded(), |child, i| {
+    let (cp, at_fault) = t.run(2, 1, |child, i| {
         down();
         if i == 0 {
             std::thread::sleep(Duration::from_secs(3));
@@ -850,11 +923,7 @@ fn broker_faults(
         exit.unwrap_or_else(|| panic!("no exit within 60 s of SIGTERM with the broker down"));
     eprintln!(
         "{}: SIGTERM with the broker down: exit {exit} after {took:?}",
-        d.name
-    );
-    assert!(
-        at_fault.iter().any(|&n| n > 0 && n < total),
-        "a broker fault landed mid-stream: {at_fault:?} of {total}"
+        t.faulty.name
     );
     (cp, at_fault)
 }
@@ -868,40 +937,21 @@ async fn broker_outage_while_running_loses_nothing() {
     let _serial = serial();
     let mock = Mock::new(1).expect("mock cluster");
     let brokers = mock.bootstrap_servers();
-    let (topics, planned, end) = input(&brokers, Some(&mock), 2, 1.0).await;
-    let total = planned.len() as i64;
-    let clean = deployment(
-        "clean-outage",
+    let t = Trial::new(
+        "outage",
         &brokers,
         Some(&mock),
-        &topics,
+        None,
+        (2, 1.0),
         "at-least-once",
     )
     .await;
-    let clean_cp = run_clean(&clean, total, end);
-    let faulty = deployment(
-        "faulty-outage",
-        &brokers,
-        Some(&mock),
-        &topics,
-        "at-least-once",
-    )
-    .await;
-    let (faulty_cp, at_fault) = broker_faults(
-        &faulty,
-        total,
-        end,
+    let (cp, at_fault) = broker_faults(
+        &t,
         || mock.broker_down(1).expect("broker down"),
         || mock.broker_up(1).expect("broker up"),
     );
-    let (co, fo) = (outputs(&brokers, &clean), outputs(&brokers, &faulty));
-    compare(&planned, end, (&clean_cp, &co), (&faulty_cp, &fo));
-    eprintln!(
-        "broker outages: {total} records, outages after {at_fault:?}; duplicates republished: windows {}, crises {}, dead letters {}",
-        fo.windows.1 - fo.windows.0.len(),
-        fo.crises.1 - fo.crises.0.len(),
-        fo.dead.1 - fo.dead.0.len()
-    );
+    t.verify(&cp, "broker outages", &at_fault, None);
 }
 
 /// A tansu broker of the test's own, with SQLite storage (it survives a restart), on a free
@@ -980,38 +1030,18 @@ async fn broker_restart_while_running_loses_nothing() {
     // slowly under load: the less else it stores, the sooner it answers).
     let shared = require_broker();
     let broker = OwnBroker::new();
-    let brokers = broker.brokers();
-    let (topics, planned, end) = plan(2, 1.0);
-    publish(&shared, None, &topics, &planned).await;
-    publish(&brokers, None, &topics, &planned).await;
-    let total = planned.len() as i64;
-
-    let clean = deployment("clean-brk", &shared, None, &topics, "at-least-once").await;
-    let clean_cp = run_clean(&clean, total, end);
-    let faulty = deployment("faulty-brk", &brokers, None, &topics, "at-least-once").await;
-    let (faulty_cp, at_fault) = broker_faults(
-        &faulty,
-        total,
-        end,
-        || broker.script("stop"),
-        || broker.script("start"),
-    );
+    let t = Trial::new(
+        "brk",
+        &shared,
+        None,
+        Some(&broker.brokers()),
+        (2, 1.0),
+        "at-least-once",
+    )
+    .await;
+    let (cp, at_fault) = broker_faults(&t, || broker.script("stop"), || broker.script("start"));
     // tansu 0.6.0 on SQLite serves fetches slowly (measured: a few hundred records/s from a
     // 28,000-record topic of 8 partitions, where librdkafka's default 60 s read found nothing).
-    let (co, fo) = (
-        outputs(&shared, &clean),
-        outputs_within(
-            &brokers,
-            &faulty,
-            Duration::from_secs(20),
-            Duration::from_secs(600),
-        ),
-    );
-    compare(&planned, end, (&clean_cp, &co), (&faulty_cp, &fo));
-    eprintln!(
-        "broker restarts: {total} records, restarts after {at_fault:?}; duplicates republished: windows {}, crises {}, dead letters {}",
-        fo.windows.1 - fo.windows.0.len(),
-        fo.crises.1 - fo.crises.0.len(),
-        fo.dead.1 - fo.dead.0.len()
-    );
+    let slow = (Duration::from_secs(20), Duration::from_secs(600));
+    t.verify(&cp, "broker restarts", &at_fault, Some(slow));
 }
