@@ -399,9 +399,14 @@ impl Pipeline {
             observed_events: t.complaint_events,
             expected: round3(a.expected),
             upper_bound: round3(a.upper),
-            p_value: a.p_value,
+            p_value: a.p_window,
             score: round3(a.score),
             ratio: round3(a.ratio),
+            evidence: a.evidence.map(|e| crate::detect::Evidence {
+                observed: round3(e.observed),
+                expected: round3(e.expected),
+                ..e
+            }),
             channels: ChannelCounts::from_array(&t.by_channel),
             top_terms: t
                 .terms

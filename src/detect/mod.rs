@@ -69,14 +69,44 @@ pub enum Transition {
     Resolved { onset_ms: i64 },
 }
 
+/// Which test carried a crisis's evidence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EvidenceTest {
+    /// This window alone.
+    Window,
+    /// The sum of the last `windows` windows against their expected sum (a wave building over
+    /// several windows, none significant alone).
+    Scan,
+    /// The change-point statistic (CUSUM) over the `windows` since the ramp began.
+    Ramp,
+}
+
+/// The evidence behind an opening or escalation: which test, over how many windows, what was
+/// observed against what was expected there, and its p-value before FDR adjustment.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    pub test: EvidenceTest,
+    pub windows: u32,
+    pub observed: f64,
+    pub expected: f64,
+    pub p_value: f64,
+}
+
 /// The detector's verdict on one series for one window.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Assessment {
     pub expected: f64,
     /// The value above which this window would have been significant enough to open a crisis.
     pub upper: f64,
-    /// p-value of the window before FDR adjustment.
+    /// p-value of the window before FDR adjustment (the multi-window scan's when it carried
+    /// the evidence).
     pub p_value: f64,
+    /// p-value of this window alone, in the direction of the verdict: `P(X >= observed)` for
+    /// a rise, `P(X <= observed)` for a drop, two-sided for continuous values.
+    pub p_window: f64,
+    /// What carried the evidence, when this window opened or escalated a crisis.
+    pub evidence: Option<Evidence>,
     /// Upward and downward tail probabilities before FDR adjustment (the likelier of the two,
     /// or twice the smaller for continuous values, is `p_value`).
     pub p_up: f64,

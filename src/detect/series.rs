@@ -11,7 +11,7 @@ use super::config::Params;
 use super::likelihood::{Likelihood, OnsetLikelihood};
 use super::scan::{Scan, ScanResult};
 use super::stats::{nb_lower, nb_upper, t_upper};
-use super::{Assessment, SeriesState, Transition};
+use super::{Assessment, Evidence, EvidenceTest, SeriesState, Transition};
 use crate::baseline::{Baseline, Forecast};
 use crate::event::Severity;
 
@@ -31,6 +31,8 @@ pub struct Observation {
     pub p_down: f64,
     /// p-value of the likelier direction (two-sided for continuous values).
     pub p: f64,
+    /// `p` from this window alone, without the multi-window scan: what a crisis event reports.
+    pub p_alone: f64,
     pub dir: Direction,
     pub ratio: f64,
     pub z: f64,
@@ -115,11 +117,13 @@ impl SeriesDetector {
         };
         let scan = self.scan.test(x, &f, p);
         let mut by_scan = false;
+        let mut p_alone = 1.0;
         let (p_up, p_down, pv, dir) = if f.counts {
             let mut up = nb_upper(x, f.mean.max(0.5), f.phi);
             if p.robust_counts && f.mean >= p.robust_min_mean {
                 up = up.max(t_upper((x - f.robust_mean) / f.robust_sd, p.t_df));
             }
+            let alone_up = up;
             if scan.p < up {
                 up = scan.p;
                 by_scan = true;
@@ -130,8 +134,10 @@ impl SeriesDetector {
                 1.0
             };
             if down < up {
+                p_alone = down;
                 (up, down, down, Direction::Down)
             } else {
+                p_alone = alone_up;
                 (up, down, up, Direction::Up)
             }
         } else {
@@ -144,12 +150,16 @@ impl SeriesDetector {
             };
             (up, down, (2.0 * up.min(down)).min(1.0), dir)
         };
+        if !f.counts {
+            p_alone = pv;
+        }
         Observation {
             x,
             f,
             p_up,
             p_down,
             p: pv,
+            p_alone,
             dir,
             ratio: if ratio.is_finite() { ratio } else { 0.0 },
             z,
@@ -251,6 +261,33 @@ impl SeriesDetector {
             0.0
         };
         let ramp = e_ramp > e_tail;
+        // What carried the evidence, for the crisis event's `evidence`.
+        let evidence = if ramp {
+            Evidence {
+                test: EvidenceTest::Ramp,
+                windows: ((t_ms - self.cusum_start_ms) / self.baseline.window_ms().max(1) + 1)
+                    .clamp(1, u32::MAX as i64) as u32,
+                observed: o.x,
+                expected: o.f.mean,
+                p_value: o.p_alone,
+            }
+        } else if o.by_scan && o.dir == Direction::Up {
+            Evidence {
+                test: EvidenceTest::Scan,
+                windows: o.scan.k as u32,
+                observed: o.scan.observed,
+                expected: o.scan.expected,
+                p_value: o.scan.p,
+            }
+        } else {
+            Evidence {
+                test: EvidenceTest::Window,
+                windows: 1,
+                observed: o.x,
+                expected: o.f.mean,
+                p_value: o.p_alone,
+            }
+        };
         let e_raw = -o.p.max(1e-300).log10();
         let mut e = e_tail.max(e_ramp);
         if o.warm && p.record_factor > 0.0 {
@@ -343,6 +380,8 @@ impl SeriesDetector {
             self.onset_quiet = p.onset_quiet_windows;
         }
         let in_crisis = self.state == SeriesState::Crisis;
+        // The crisis this window belongs to: still open, or resolved by this very window.
+        let reported = in_crisis || matches!(transition, Some(Transition::Resolved { .. }));
         // The window that opened a crisis was cleared from the scan with the ones before it.
         if !matches!(transition, Some(Transition::Opened { .. })) {
             self.scan.push(o.x, &o.f);
@@ -357,6 +396,11 @@ impl SeriesDetector {
             expected: o.f.mean,
             upper: o.f.mean + upper_z(p.open_p) * o.f.sd,
             p_value: o.p,
+            p_window: o.p_alone,
+            evidence: match transition {
+                Some(Transition::Opened { .. } | Transition::Escalated { .. }) => Some(evidence),
+                _ => None,
+            },
             p_up: o.p_up,
             p_down: o.p_down,
             robust_z: o.robust_z,
@@ -366,8 +410,8 @@ impl SeriesDetector {
             state: self.state,
             severity: self.severity,
             transition,
-            peak: if in_crisis { self.peak } else { 0.0 },
-            windows_in_crisis: if in_crisis { self.windows } else { 0 },
+            peak: if reported { self.peak } else { 0.0 },
+            windows_in_crisis: if reported { self.windows } else { 0 },
         }
     }
 
@@ -386,9 +430,10 @@ impl SeriesDetector {
         };
         self.calm = if calm { self.calm + 1 } else { 0 };
         if self.calm >= p.calm_windows {
+            // `windows` and `peak` stay as they were: the resolved event reports them (the
+            // next opening resets both).
             self.state = SeriesState::Normal;
             self.cooldown = p.cooldown_windows;
-            self.windows = 0;
             return Some(Transition::Resolved {
                 onset_ms: self.onset_ms,
             });

@@ -96,3 +96,41 @@ fn onset_is_marked_at_most_once_a_day() {
     }
     assert_eq!(marked, vec![1000, 1800], "onsets marked at {marked:?}");
 }
+
+/// A crisis event explains itself: the opening names the test that carried it and its own
+/// window's p-value; the resolution reports the whole crisis (its peak and length) and a
+/// p-value of its own quiet window, not the evidence of windows already past.
+#[test]
+fn openings_carry_their_evidence_and_resolutions_the_whole_crisis() {
+    let mut d = Detector::new(&DetectConfig::default(), 300_000);
+    let mut out = Vec::new();
+    let (mut opened, mut resolved) = (None, None);
+    for w in 0..1500i64 {
+        let x = match w {
+            1000..1012 => 60.0 + (w - 1000) as f64,
+            _ => 10.0 + (w % 5) as f64,
+        };
+        d.assess(w * 300_000, &[x], &mut out);
+        match out[0].transition {
+            Some(Transition::Opened { .. }) => opened = Some((w, out[0])),
+            Some(Transition::Resolved { .. }) => resolved = Some((w, out[0])),
+            _ => {}
+        }
+    }
+    let (ow, o) = opened.expect("the spike opens a crisis");
+    let e = o.evidence.expect("an opening carries its evidence");
+    assert_eq!(ow, 1000);
+    assert_eq!((e.test, e.windows), (EvidenceTest::Window, 1), "{o:?}");
+    assert_eq!(e.observed, 60.0);
+    assert_eq!(e.p_value, o.p_window);
+    assert!(o.p_window < 1e-6, "{o:?}");
+    let (rw, r) = resolved.expect("the crisis resolves");
+    assert!(r.evidence.is_none(), "{r:?}");
+    assert_eq!(r.peak, 71.0, "the resolution reports the crisis's peak");
+    assert_eq!(
+        r.windows_in_crisis as i64,
+        rw - ow + 1,
+        "and its whole length"
+    );
+    assert!(r.p_window > 0.01, "a calm window's own p-value: {r:?}");
+}

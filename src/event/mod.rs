@@ -546,9 +546,15 @@ pub struct CrisisEvent {
     pub observed_events: u64,
     pub expected: f64,
     pub upper_bound: f64,
+    /// This window alone: `P(X >= observed)` under the baseline's count model for a rise,
+    /// `P(X <= observed)` for a drop.
     pub p_value: f64,
     pub score: f64,
+    /// `(observed + 1) / (expected + 1)` for counts (finite when nothing was expected).
     pub ratio: f64,
+    /// What carried the evidence (opened and escalated events only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<crate::detect::Evidence>,
     pub channels: ChannelCounts,
     pub top_terms: Vec<TermCount>,
     pub sample_event_ids: Vec<String>,
