@@ -27,6 +27,12 @@ const SPARSE_WEIGHT_FLOOR: f64 = 0.05;
 /// otherwise get its `phi` from one or two clustered windows divided by a tiny `sum mu^2`.
 const PHI_PRIOR: f64 = 0.1;
 const PHI_PRIOR_WEIGHT: f64 = 48.0;
+/// Whole-number series whose squared forecast error is below this fraction of the expected
+/// value (Poisson noise alone gives 1) ...
+const UNDERDISPERSED_RATIO: f64 = 0.5;
+/// ... at an expected value of at least this (below it, rounding dominates the error) are
+/// scored as continuous values, not counts (see `Baseline::is_counts`).
+const UNDERDISPERSED_MIN_MEAN: f64 = 10.0;
 
 /// How fast each part of the baseline learns.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -286,7 +292,21 @@ impl Baseline {
     }
 
     pub fn is_counts(&self) -> bool {
-        self.integral
+        self.integral && !self.underdispersed()
+    }
+
+    /// Whole numbers whose forecast errors are far smaller than Poisson noise allows are not
+    /// counts of independent events (a speed in whole km/h, a time in whole seconds): their
+    /// drops and shape changes need the continuous model, which scores both directions. A count
+    /// series is never this regular: its one-step forecast error has at least the Poisson
+    /// variance (the mean), more with any overdispersion or forecast error. Decided on the
+    /// decayed sums the dispersion estimate already keeps, once a day of windows has been seen
+    /// and the expected value is high enough that rounding does not dominate the error.
+    fn underdispersed(&self) -> bool {
+        self.n >= u64::from(self.day())
+            && self.abs_w > 0.0
+            && self.sum_mu >= UNDERDISPERSED_MIN_MEAN * self.abs_w
+            && self.sq_err < UNDERDISPERSED_RATIO * self.sum_mu
     }
 
     pub fn expected(&self, t_ms: i64) -> f64 {
@@ -309,7 +329,7 @@ impl Baseline {
             .max(1e-3 * self.cont.level.abs())
             .max(1e-9);
         let robust_sd = (1.2533 * mae).max(floor);
-        if self.integral {
+        if self.is_counts() {
             let mean = self.count.forecast(&slot, self.seasonal, day).max(0.0);
             let phi = ((self.sq_err - self.sum_mu + PHI_PRIOR * PHI_PRIOR_WEIGHT)
                 / (self.sum_mu2 + PHI_PRIOR_WEIGHT))
