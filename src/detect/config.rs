@@ -98,8 +98,15 @@ pub struct Params {
     /// ... from this expected count up (below it the negative binomial alone is right: a
     /// Student-t on 2 -> 12 would be far too lenient).
     pub robust_min_mean: f64,
-    /// Degrees of freedom of the Student-t used for continuous values.
+    /// Degrees of freedom of the Student-t in the robust check on counts (and the scan's).
     pub t_df: f64,
+    /// Degrees of freedom of the Student-t that scores continuous values (1.4: 15, was 5 like
+    /// `t_df`). Their spread is already a robust, floored forecast error; with 5 df a value
+    /// needed ~18 robust sd to reach the opening evidence (15 df: 6.5), so drops and level
+    /// shifts of 6-15 sd in a steady series (a road's speed, an ad exchange's price) were
+    /// scored below any useful threshold. Counts never use it.
+    #[serde(default = "default_cont_t_df")]
+    pub cont_t_df: f64,
     pub rates: Rates,
     /// In cooldown, a new crisis needs this many times the usual evidence.
     pub cooldown_evidence: f64,
@@ -131,6 +138,12 @@ pub struct Params {
     pub lik_scale: f64,
 }
 
+/// Continuous values' Student-t degrees of freedom; also what a checkpoint of a detector before
+/// 1.4 (which had none) restores with.
+fn default_cont_t_df() -> f64 {
+    15.0
+}
+
 impl Params {
     pub fn resolve(cfg: &DetectConfig, window_ms: i64) -> Params {
         let window_ms = window_ms.max(1);
@@ -160,6 +173,7 @@ impl Params {
             cusum_h: 15.0,
             drop_windows: 3,
             t_df: 5.0,
+            cont_t_df: default_cont_t_df(),
             robust_counts: true,
             robust_min_mean: 5.0,
             cooldown_evidence: 3.0,

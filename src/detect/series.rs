@@ -135,8 +135,8 @@ impl SeriesDetector {
                 (up, down, up, Direction::Up)
             }
         } else {
-            let up = t_upper(z, p.t_df);
-            let down = t_upper(-z, p.t_df);
+            let up = t_upper(z, p.cont_t_df);
+            let down = t_upper(-z, p.cont_t_df);
             let dir = if z >= 0.0 {
                 Direction::Up
             } else {
