@@ -468,6 +468,37 @@ mod tests {
     }
 
     #[test]
+    fn whole_numbers_far_steadier_than_poisson_are_not_counts() {
+        // A speed in whole km/h: 64-66 every window. Poisson counts at 65 would vary by ~8.
+        let mut b = Baseline::new(300_000);
+        for i in 0..(2 * 288) {
+            let x = 64.0 + (i % 3) as f64;
+            b.note_raw(x);
+            b.learn(i * 300_000, x, x, &rates());
+        }
+        let f = b.forecast(2 * 288 * 300_000);
+        assert!(!f.counts, "{f:?}");
+        assert!((f.mean - 65.0).abs() < 1.0, "{f:?}");
+
+        // Counts with Poisson-like scatter (mean 65, sd ~8) stay counts.
+        let mut b = Baseline::new(300_000);
+        for i in 0..(2 * 288) {
+            let x = [57.0, 73.0, 65.0, 61.0, 69.0, 52.0, 78.0][i as usize % 7];
+            b.note_raw(x);
+            b.learn(i * 300_000, x, x, &rates());
+        }
+        assert!(b.forecast(2 * 288 * 300_000).counts);
+
+        // A sparse count series is never switched, however regular (rounding dominates).
+        let mut b = Baseline::new(300_000);
+        for i in 0..(2 * 288) {
+            b.note_raw(2.0);
+            b.learn(i * 300_000, 2.0, 2.0, &rates());
+        }
+        assert!(b.is_counts());
+    }
+
+    #[test]
     fn a_weekday_is_forecast_with_the_others_until_it_has_a_full_day() {
         // Monday 2024-01-01, five weekdays of 10 per window, then a Saturday of 40.
         let monday = 1_704_067_200_000;

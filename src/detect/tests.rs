@@ -96,3 +96,24 @@ fn onset_is_marked_at_most_once_a_day() {
     }
     assert_eq!(marked, vec![1000, 1800], "onsets marked at {marked:?}");
 }
+
+/// 1.4: a steady whole-number series (a speed) is scored as continuous, so a drop is scored at
+/// all (the count model flags only near-silence downward) and opens at the shipped threshold.
+#[test]
+fn a_drop_in_a_steady_whole_number_series_is_scored() {
+    let mut d = Detector::new(&DetectConfig::default(), 300_000);
+    let mut out = Vec::new();
+    let mut best = 0.0f64;
+    for w in 0..1000i64 {
+        let x = if (900..903).contains(&w) {
+            30.0
+        } else {
+            64.0 + (w % 3) as f64
+        };
+        d.assess(w * 300_000, &[x], &mut out);
+        if w >= 900 {
+            best = best.max(out[0].score);
+        }
+    }
+    assert!(best >= 0.5, "{best}");
+}
