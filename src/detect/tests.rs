@@ -80,14 +80,16 @@ fn onset_is_marked_at_most_once_a_day() {
     let mut out = Vec::new();
     let mut marked = Vec::new();
     // Two spikes 16 h apart (the second far bigger, so it opens a crisis of its own after the
-    // first resolved and cooled down), then a third two days later.
+    // first resolved and cooled down), then a third two days later. The background scatters
+    // like Poisson counts (a steadier one is scored as continuous, quiet for six hours: below).
     let spikes = [(1000..1006), (1192..1198), (1800..1806)];
+    let noise = [6.0, 14.0, 9.0, 12.0, 10.0, 15.0, 7.0];
     for w in 0..2200i64 {
         let x = match spikes.iter().position(|r| r.contains(&w)) {
             Some(0) => 80.0,
             Some(1) => 400.0,
             Some(_) => 2000.0,
-            None => 10.0 + (w % 5) as f64,
+            None => noise[w as usize % noise.len()],
         };
         d.assess(w * 300_000, &[x], &mut out);
         if out[0].onset_score >= 0.5 {
@@ -116,4 +118,32 @@ fn a_drop_in_a_steady_whole_number_series_is_scored() {
         }
     }
     assert!(best >= 0.5, "{best}");
+}
+
+/// 1.4: continuous values are quiet for six hours after a marked onset, counts for a day: two
+/// drops of a steady series eight hours apart are two onsets, two spikes of a count series are
+/// one.
+#[test]
+fn continuous_onsets_are_quiet_for_hours_counts_for_a_day() {
+    let onsets = |steady: f64, event: f64| {
+        let mut d = Detector::new(&DetectConfig::default(), 300_000);
+        let mut out = Vec::new();
+        let mut marked = 0;
+        for w in 0..1200i64 {
+            // Events at windows 900 and 996 (eight hours later), each three windows long.
+            let x = if (900..903).contains(&w) || (996..999).contains(&w) {
+                event
+            } else {
+                steady + (w % 3) as f64
+            };
+            d.assess(w * 300_000, &[x], &mut out);
+            if w >= 900 && out[0].onset_score >= 0.5 {
+                marked += 1;
+            }
+        }
+        marked
+    };
+    assert_eq!(onsets(64.0, 30.0), 2, "steady whole numbers (continuous)");
+    assert_eq!(onsets(64.5, 20.0), 2, "continuous values");
+    assert_eq!(onsets(0.0, 30.0), 1, "sparse counts");
 }
