@@ -27,6 +27,12 @@ const SPARSE_WEIGHT_FLOOR: f64 = 0.05;
 /// otherwise get its `phi` from one or two clustered windows divided by a tiny `sum mu^2`.
 const PHI_PRIOR: f64 = 0.1;
 const PHI_PRIOR_WEIGHT: f64 = 48.0;
+/// Whole-number series whose squared forecast error is below this fraction of the expected
+/// value (Poisson noise alone gives 1) ...
+const UNDERDISPERSED_RATIO: f64 = 0.5;
+/// ... at an expected value of at least this (below it, rounding dominates the error) are
+/// scored as continuous values, not counts (see `Baseline::is_counts`).
+const UNDERDISPERSED_MIN_MEAN: f64 = 10.0;
 
 /// How fast each part of the baseline learns.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -286,7 +292,21 @@ impl Baseline {
     }
 
     pub fn is_counts(&self) -> bool {
-        self.integral
+        self.integral && !self.underdispersed()
+    }
+
+    /// Whole numbers whose forecast errors are far smaller than Poisson noise allows are not
+    /// counts of independent events (a speed in whole km/h, a time in whole seconds): their
+    /// drops and shape changes need the continuous model, which scores both directions. A count
+    /// series is never this regular: its one-step forecast error has at least the Poisson
+    /// variance (the mean), more with any overdispersion or forecast error. Decided on the
+    /// decayed sums the dispersion estimate already keeps, once a day of windows has been seen
+    /// and the expected value is high enough that rounding does not dominate the error.
+    fn underdispersed(&self) -> bool {
+        self.n >= u64::from(self.day())
+            && self.abs_w > 0.0
+            && self.sum_mu >= UNDERDISPERSED_MIN_MEAN * self.abs_w
+            && self.sq_err < UNDERDISPERSED_RATIO * self.sum_mu
     }
 
     pub fn expected(&self, t_ms: i64) -> f64 {
@@ -309,7 +329,7 @@ impl Baseline {
             .max(1e-3 * self.cont.level.abs())
             .max(1e-9);
         let robust_sd = (1.2533 * mae).max(floor);
-        if self.integral {
+        if self.is_counts() {
             let mean = self.count.forecast(&slot, self.seasonal, day).max(0.0);
             let phi = ((self.sq_err - self.sum_mu + PHI_PRIOR * PHI_PRIOR_WEIGHT)
                 / (self.sum_mu2 + PHI_PRIOR_WEIGHT))
@@ -445,6 +465,37 @@ mod tests {
         let f = b.forecast(100 * 300_000);
         assert!(!f.counts);
         assert!(f.mean < 0.0 && f.sd > 0.0 && f.sd.is_finite());
+    }
+
+    #[test]
+    fn whole_numbers_far_steadier_than_poisson_are_not_counts() {
+        // A speed in whole km/h: 64-66 every window. Poisson counts at 65 would vary by ~8.
+        let mut b = Baseline::new(300_000);
+        for i in 0..(2 * 288) {
+            let x = 64.0 + (i % 3) as f64;
+            b.note_raw(x);
+            b.learn(i * 300_000, x, x, &rates());
+        }
+        let f = b.forecast(2 * 288 * 300_000);
+        assert!(!f.counts, "{f:?}");
+        assert!((f.mean - 65.0).abs() < 1.0, "{f:?}");
+
+        // Counts with Poisson-like scatter (mean 65, sd ~8) stay counts.
+        let mut b = Baseline::new(300_000);
+        for i in 0..(2 * 288) {
+            let x = [57.0, 73.0, 65.0, 61.0, 69.0, 52.0, 78.0][i as usize % 7];
+            b.note_raw(x);
+            b.learn(i * 300_000, x, x, &rates());
+        }
+        assert!(b.forecast(2 * 288 * 300_000).counts);
+
+        // A sparse count series is never switched, however regular (rounding dominates).
+        let mut b = Baseline::new(300_000);
+        for i in 0..(2 * 288) {
+            b.note_raw(2.0);
+            b.learn(i * 300_000, 2.0, 2.0, &rates());
+        }
+        assert!(b.is_counts());
     }
 
     #[test]

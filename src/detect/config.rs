@@ -98,8 +98,15 @@ pub struct Params {
     /// ... from this expected count up (below it the negative binomial alone is right: a
     /// Student-t on 2 -> 12 would be far too lenient).
     pub robust_min_mean: f64,
-    /// Degrees of freedom of the Student-t used for continuous values.
+    /// Degrees of freedom of the Student-t in the robust check on counts (and the scan's).
     pub t_df: f64,
+    /// Degrees of freedom of the Student-t that scores continuous values (1.4: 15, was 5 like
+    /// `t_df`). Their spread is already a robust, floored forecast error; with 5 df a value
+    /// needed ~18 robust sd to reach the opening evidence (15 df: 6.5), so drops and level
+    /// shifts of 6-15 sd in a steady series (a road's speed, an ad exchange's price) were
+    /// scored below any useful threshold. Counts never use it.
+    #[serde(default = "default_cont_t_df")]
+    pub cont_t_df: f64,
     pub rates: Rates,
     /// In cooldown, a new crisis needs this many times the usual evidence.
     pub cooldown_evidence: f64,
@@ -117,7 +124,8 @@ pub struct Params {
     /// After an onset is marked (`onset_score` at or above 0.5), the series' `onset_score` is
     /// cut to 0.2 x score for this many windows (one day): one onset a day per series at most,
     /// whatever the lifecycle does (a crisis that resolves and reopens within hours, a bursty
-    /// series' next spike). NAB counts each of those as a false positive.
+    /// series' next spike). NAB counts each of those as a false positive. Continuous values
+    /// are quiet for a quarter of it (1.4; see `series.rs`).
     #[serde(default)]
     pub onset_quiet_windows: u32,
     /// Onset likelihood (`likelihood.rs`): weight of the newest window in the short surprise
@@ -129,6 +137,12 @@ pub struct Params {
     pub short_alpha: f64,
     pub long_alpha: f64,
     pub lik_scale: f64,
+}
+
+/// Continuous values' Student-t degrees of freedom; also what a checkpoint of a detector before
+/// 1.4 (which had none) restores with.
+fn default_cont_t_df() -> f64 {
+    15.0
 }
 
 impl Params {
@@ -160,6 +174,7 @@ impl Params {
             cusum_h: 15.0,
             drop_windows: 3,
             t_df: 5.0,
+            cont_t_df: default_cont_t_df(),
             robust_counts: true,
             robust_min_mean: 5.0,
             cooldown_evidence: 3.0,

@@ -22,15 +22,16 @@ pub use config::{DetectConfig, Params, Sensitivity};
 use series::{Observation, SeriesDetector};
 
 /// Goes into every crisis event; bump it when scores or lifecycle rules change.
-pub const DETECTOR_VERSION: &str = "cp-detect-1.3";
+pub const DETECTOR_VERSION: &str = "cp-detect-1.4";
 
 /// Older detectors whose checkpoints this one restores: their learned state (baselines,
 /// dispersion, open crises) means the same here, and what was added since starts from its
 /// default (1.2 added the onset likelihood and the one-onset-a-day quiet period, both
 /// scoring memory; 1.3 the scan's per-window level and dispersion, refilled from the current
-/// ones, and the watch run's start). A checkpoint of any other detector is refused with
-/// `StateError::DetectorChanged` and needs `--reset-state`.
-pub const RESTORES_FROM: &[&str] = &["cp-detect-1.2", "cp-detect-1.1"];
+/// ones, and the watch run's start; 1.4 only scores differently, from the same learned state).
+/// A checkpoint of any other detector is refused with `StateError::DetectorChanged` and needs
+/// `--reset-state`.
+pub const RESTORES_FROM: &[&str] = &["cp-detect-1.3", "cp-detect-1.2", "cp-detect-1.1"];
 
 /// Where a series stands after a window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

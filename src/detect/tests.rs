@@ -80,14 +80,16 @@ fn onset_is_marked_at_most_once_a_day() {
     let mut out = Vec::new();
     let mut marked = Vec::new();
     // Two spikes 16 h apart (the second far bigger, so it opens a crisis of its own after the
-    // first resolved and cooled down), then a third two days later.
+    // first resolved and cooled down), then a third two days later. The background scatters
+    // like Poisson counts (a steadier one is scored as continuous, quiet for six hours: below).
     let spikes = [(1000..1006), (1192..1198), (1800..1806)];
+    let noise = [6.0, 14.0, 9.0, 12.0, 10.0, 15.0, 7.0];
     for w in 0..2200i64 {
         let x = match spikes.iter().position(|r| r.contains(&w)) {
             Some(0) => 80.0,
             Some(1) => 400.0,
             Some(_) => 2000.0,
-            None => 10.0 + (w % 5) as f64,
+            None => noise[w as usize % noise.len()],
         };
         d.assess(w * 300_000, &[x], &mut out);
         if out[0].onset_score >= 0.5 {
@@ -105,10 +107,12 @@ fn openings_carry_their_evidence_and_resolutions_the_whole_crisis() {
     let mut d = Detector::new(&DetectConfig::default(), 300_000);
     let mut out = Vec::new();
     let (mut opened, mut resolved) = (None, None);
+    // Counts: a background that scatters like Poisson counts (see above).
+    let noise = [6.0, 14.0, 9.0, 12.0, 10.0, 15.0, 7.0];
     for w in 0..1500i64 {
         let x = match w {
             1000..1012 => 60.0 + (w - 1000) as f64,
-            _ => 10.0 + (w % 5) as f64,
+            _ => noise[w as usize % noise.len()],
         };
         d.assess(w * 300_000, &[x], &mut out);
         match out[0].transition {
@@ -118,12 +122,25 @@ fn openings_carry_their_evidence_and_resolutions_the_whole_crisis() {
         }
     }
     let (ow, o) = opened.expect("the spike opens a crisis");
+    assert!((1000..1012).contains(&ow), "opened at {ow}");
+    let x = 60.0 + (ow - 1000) as f64;
     let e = o.evidence.expect("an opening carries its evidence");
-    assert_eq!(ow, 1000);
-    assert_eq!((e.test, e.windows), (EvidenceTest::Window, 1), "{o:?}");
-    assert_eq!(e.observed, 60.0);
-    assert_eq!(e.p_value, o.p_window);
-    assert!(o.p_window < 1e-6, "{o:?}");
+    match e.test {
+        EvidenceTest::Window => {
+            assert_eq!((e.windows, e.observed), (1, x), "{o:?}");
+            assert_eq!(e.p_value, o.p_window);
+        }
+        EvidenceTest::Scan => {
+            assert!(e.windows > 1 && e.observed >= x, "{o:?}");
+            assert!(e.p_value <= o.p_window, "{o:?}");
+        }
+        EvidenceTest::Ramp => assert!(e.windows >= 1 && e.observed == x, "{o:?}"),
+    }
+    assert!(e.observed > 3.0 * e.expected, "{o:?}");
+    assert!(
+        o.p_window < 1e-3,
+        "the spike window alone is already unusual: {o:?}"
+    );
     let (rw, r) = resolved.expect("the crisis resolves");
     assert!(r.evidence.is_none(), "{r:?}");
     assert_eq!(r.peak, 71.0, "the resolution reports the crisis's peak");
@@ -133,4 +150,53 @@ fn openings_carry_their_evidence_and_resolutions_the_whole_crisis() {
         "and its whole length"
     );
     assert!(r.p_window > 0.01, "a calm window's own p-value: {r:?}");
+}
+
+/// 1.4: a steady whole-number series (a speed) is scored as continuous, so a drop is scored at
+/// all (the count model flags only near-silence downward) and opens at the shipped threshold.
+#[test]
+fn a_drop_in_a_steady_whole_number_series_is_scored() {
+    let mut d = Detector::new(&DetectConfig::default(), 300_000);
+    let mut out = Vec::new();
+    let mut best = 0.0f64;
+    for w in 0..1000i64 {
+        let x = if (900..903).contains(&w) {
+            30.0
+        } else {
+            64.0 + (w % 3) as f64
+        };
+        d.assess(w * 300_000, &[x], &mut out);
+        if w >= 900 {
+            best = best.max(out[0].score);
+        }
+    }
+    assert!(best >= 0.5, "{best}");
+}
+
+/// 1.4: continuous values are quiet for six hours after a marked onset, counts for a day: two
+/// drops of a steady series eight hours apart are two onsets, two spikes of a count series are
+/// one.
+#[test]
+fn continuous_onsets_are_quiet_for_hours_counts_for_a_day() {
+    let onsets = |steady: f64, event: f64| {
+        let mut d = Detector::new(&DetectConfig::default(), 300_000);
+        let mut out = Vec::new();
+        let mut marked = 0;
+        for w in 0..1200i64 {
+            // Events at windows 900 and 996 (eight hours later), each three windows long.
+            let x = if (900..903).contains(&w) || (996..999).contains(&w) {
+                event
+            } else {
+                steady + (w % 3) as f64
+            };
+            d.assess(w * 300_000, &[x], &mut out);
+            if w >= 900 && out[0].onset_score >= 0.5 {
+                marked += 1;
+            }
+        }
+        marked
+    };
+    assert_eq!(onsets(64.0, 30.0), 2, "steady whole numbers (continuous)");
+    assert_eq!(onsets(64.5, 20.0), 2, "continuous values");
+    assert_eq!(onsets(0.0, 30.0), 1, "sparse counts");
 }
