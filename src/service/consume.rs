@@ -6,9 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use prometheus::IntCounter;
-use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::BorrowedMessage;
 
 use crate::clock::{self, Clock};
 use crate::config::Config;
@@ -16,6 +14,7 @@ use crate::event::{self, Channel, DecodeContext, DecodeError, DecodeLimits};
 use crate::metrics::Metrics;
 use crate::pipeline::{Ingested, Output, Pipeline, WindowReport};
 use crate::sink::kafka::{KafkaSink, Origin};
+use crate::source::batch::{Batch, Record, RecordQueue};
 use crate::source::kafka::{self, Change, Durability, OffsetTracker, ServiceContext, Tp};
 use crate::source::kafka_config::{Delivery, KafkaConfig};
 use crate::state::{self, Positions};
@@ -25,6 +24,12 @@ use super::checkpoint;
 
 /// How long a partition whose offsets are not known yet holds the watermark back.
 const UNKNOWN_HOLD_MS: i64 = 60_000;
+
+/// Records taken per batch: also how often windows advance under load (every 256 records).
+const BATCH: usize = 256;
+
+/// The longest wait for records (or events) in one round of the loop.
+const WAIT: Duration = Duration::from_millis(100);
 
 /// What a service run did.
 #[derive(Debug, Clone, Default)]
@@ -193,8 +198,23 @@ impl Worker {
         // Start of the batch being processed: first message since the last advance.
         let mut batch_started: Option<Instant> = None;
         let (mut errors, mut last_error_log) = (0u64, None);
+        // Records come in batches from a queue of ours (see `source::batch`); the consumer
+        // queue keeps the events. Declared after the consumer, so the routing is cleared and
+        // the queue destroyed before the client is.
+        let records = RecordQueue::new(consumer).map(Arc::new);
+        let _routing = records
+            .as_ref()
+            .map(|q| consumer.context().routing.install(q.clone()));
+        let mut batch = Batch::with_capacity(BATCH);
         while !self.stop.load(Ordering::Relaxed) {
-            let mut polled = consumer.poll(Duration::from_millis(100));
+            // Events first: rebalance callbacks run here. Records reach this queue only from
+            // partitions assigned without the batch queue.
+            let wait = if records.is_some() {
+                Duration::ZERO
+            } else {
+                WAIT
+            };
+            let mut polled = consumer.poll(wait);
             self.apply_changes(consumer.context());
             let revoked = &consumer.context().after_revoke;
             if revoked.load(Ordering::Relaxed)
@@ -210,26 +230,36 @@ impl Worker {
                     polled = None;
                 }
             }
-            let got = match polled {
-                None => false,
-                Some(Err(e)) => {
-                    // librdkafka retries by itself; say so at most every 10 s.
-                    errors += 1;
-                    if last_error_log
-                        .is_none_or(|t: Instant| t.elapsed() >= Duration::from_secs(10))
-                    {
-                        tracing::warn!(error = %e, errors, "consumer error; librdkafka retries");
-                        last_error_log = Some(Instant::now());
-                    }
-                    false
-                }
+            let mut got = 0u32;
+            match polled {
+                None => {}
+                Some(Err(e)) => self.consumer_error(&e, &mut errors, &mut last_error_log),
                 Some(Ok(m)) => {
                     batch_started.get_or_insert_with(Instant::now);
-                    self.handle(consumer.context(), &m)?;
-                    true
+                    self.handle(consumer.context(), Record::of(&m))?;
+                    got += 1;
                 }
-            };
-            since_advance += u32::from(got);
+            }
+            if let Some(q) = &records {
+                // Wait only when nothing else is to be done; an event for `poll` ends the
+                // wait. The whole batch is counted in the offset tracker before the next
+                // `poll`, where a revoke commits what it holds.
+                q.take(&mut batch, if got == 0 { WAIT } else { Duration::ZERO });
+                for i in 0..batch.len() {
+                    let Some(r) = batch.get(i) else { break };
+                    if let Some(code) = r.error() {
+                        let e = rdkafka::error::KafkaError::MessageConsumption(code);
+                        self.consumer_error(&e, &mut errors, &mut last_error_log);
+                        continue;
+                    }
+                    batch_started.get_or_insert_with(Instant::now);
+                    self.handle(consumer.context(), r)?;
+                    got += 1;
+                }
+                batch.clear();
+            }
+            since_advance += got;
+            let got = got > 0;
             let now = clock::monotonic_coarse_ms();
             if !got || since_advance >= 256 || now - last_advance >= 100 {
                 self.advance(consumer.context())?;
@@ -252,6 +282,20 @@ impl Worker {
             }
         }
         self.shutdown(consumer)
+    }
+
+    /// A consumer error: librdkafka retries by itself; say so at most every 10 s.
+    fn consumer_error(
+        &self,
+        e: &rdkafka::error::KafkaError,
+        errors: &mut u64,
+        last_log: &mut Option<Instant>,
+    ) {
+        *errors += 1;
+        if last_log.is_none_or(|t: Instant| t.elapsed() >= Duration::from_secs(10)) {
+            tracing::warn!(error = %e, errors = *errors, "consumer error; librdkafka retries");
+            *last_log = Some(Instant::now());
+        }
     }
 
     /// Where the next record of each partition this state has seen starts: the newest
@@ -525,9 +569,9 @@ impl Worker {
     }
 
     /// The partition of `m` (from the previous message's when they are the same).
-    fn current(&mut self, m: &BorrowedMessage<'_>) -> Current {
+    fn current(&mut self, m: Record<'_>) -> Current {
         match self.current.take() {
-            Some(c) if c.tp.1 == m.partition() && *c.tp.0 == *m.topic() => c,
+            Some(c) if c.tp.1 == m.partition() && c.tp.0.as_bytes() == m.topic_bytes() => c,
             _ => {
                 let info = self.topic(m.topic());
                 Current {
@@ -539,7 +583,7 @@ impl Worker {
         }
     }
 
-    fn handle(&mut self, ctx: &ServiceContext, m: &BorrowedMessage<'_>) -> anyhow::Result<()> {
+    fn handle(&mut self, ctx: &ServiceContext, m: Record<'_>) -> anyhow::Result<()> {
         // A few ms of staleness is harmless here: the future-time check allows a day, and
         // the last-seen time is compared with the idle timeout (seconds).
         let now = self.clock.now_ms_coarse();
@@ -548,10 +592,10 @@ impl Worker {
         let (tp, channel_hint) = (&cur.tp, cur.channel);
         let dctx = DecodeContext {
             now_ms: now,
-            fallback_time_ms: m.timestamp().to_millis(),
+            fallback_time_ms: m.timestamp_ms(),
             channel_hint,
         };
-        let payload = m.payload().unwrap_or(&[]);
+        let payload = m.payload();
         self.summary.messages += 1;
         let bin = match event::decode(payload, &self.limits, &dctx) {
             Ok(ev) => {
@@ -581,7 +625,7 @@ impl Worker {
     fn refuse(
         &mut self,
         ctx: &ServiceContext,
-        m: &BorrowedMessage<'_>,
+        m: Record<'_>,
         payload: &[u8],
         e: &DecodeError,
     ) {
