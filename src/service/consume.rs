@@ -236,7 +236,10 @@ impl Worker {
                 Some(Err(e)) => self.consumer_error(&e, &mut errors, &mut last_error_log),
                 Some(Ok(m)) => {
                     batch_started.get_or_insert_with(Instant::now);
-                    self.handle(consumer.context(), Record::of(&m))?;
+                    let ctx = consumer.context();
+                    let mut offsets = ctx.offsets.lock().ok();
+                    let now = self.clock.now_ms_coarse();
+                    self.handle(ctx, Record::of(&m), now, offsets.as_deref_mut())?;
                     got += 1;
                 }
             }
@@ -245,6 +248,16 @@ impl Worker {
                 // wait. The whole batch is counted in the offset tracker before the next
                 // `poll`, where a revoke commits what it holds.
                 q.take(&mut batch, if got == 0 { WAIT } else { Duration::ZERO });
+                let ctx = consumer.context();
+                // Locked once per batch; only `poll`'s callbacks and housekeeping, on this
+                // thread, take it otherwise.
+                let mut offsets = if batch.is_empty() {
+                    None
+                } else {
+                    ctx.offsets.lock().ok()
+                };
+                // One clock read per batch: see `handle`.
+                let now = self.clock.now_ms_coarse();
                 for i in 0..batch.len() {
                     let Some(r) = batch.get(i) else { break };
                     if let Some(code) = r.error() {
@@ -253,9 +266,10 @@ impl Worker {
                         continue;
                     }
                     batch_started.get_or_insert_with(Instant::now);
-                    self.handle(consumer.context(), r)?;
+                    self.handle(ctx, r, now, offsets.as_deref_mut())?;
                     got += 1;
                 }
+                drop(offsets);
                 batch.clear();
             }
             since_advance += got;
@@ -583,10 +597,17 @@ impl Worker {
         }
     }
 
-    fn handle(&mut self, ctx: &ServiceContext, m: Record<'_>) -> anyhow::Result<()> {
-        // A few ms of staleness is harmless here: the future-time check allows a day, and
-        // the last-seen time is compared with the idle timeout (seconds).
-        let now = self.clock.now_ms_coarse();
+    /// Decodes and ingests one record, and counts its offset in `offsets` (the context's
+    /// tracker, locked by the caller; `None` if poisoned). `now` is the coarse processing
+    /// time, read once per batch: a few ms of staleness is harmless here, as the future-time
+    /// check allows a day and the last-seen time is compared with the idle timeout (seconds).
+    fn handle(
+        &mut self,
+        ctx: &ServiceContext,
+        m: Record<'_>,
+        now: i64,
+        offsets: Option<&mut OffsetTracker>,
+    ) -> anyhow::Result<()> {
         let cur = self.current(m);
         cur.messages.inc();
         let (tp, channel_hint) = (&cur.tp, cur.channel);
@@ -615,7 +636,7 @@ impl Worker {
                 None
             }
         };
-        if let Ok(mut o) = ctx.offsets.lock() {
+        if let Some(o) = offsets {
             o.consumed(tp, m.offset(), bin);
         }
         self.current = Some(cur);
