@@ -614,6 +614,22 @@ mod tests {
     }
 
     #[test]
+    fn ascii_check_agrees_with_from_utf8() {
+        let cases: [&[u8]; 7] = [
+            b"",
+            b"plain ascii {\"id\":1}",
+            "espa\u{f1}ol \u{1f621}".as_bytes(),
+            &[b'a', 0x80],
+            &[0xff; 40],
+            &[b'x', 0xc3],
+            &[0x7f; 33],
+        ];
+        for c in cases {
+            assert_eq!(utf8(c), std::str::from_utf8(c), "{c:?}");
+        }
+    }
+
+    #[test]
     fn decodes_rfc3339_and_millis() {
         let l = DecodeLimits::default();
         let a = br#"{"id":"a","event_time":"2023-11-14T22:13:20Z","channel":"chat","text":"hola"}"#;
