@@ -722,13 +722,7 @@ impl Worker {
         Ok(())
     }
 
-    fn refuse(
-        &mut self,
-        ctx: &ServiceContext,
-        m: Record<'_>,
-        payload: &[u8],
-        e: &DecodeError,
-    ) {
+    fn refuse(&mut self, ctx: &ServiceContext, m: Record<'_>, payload: &[u8], e: &DecodeError) {
         self.summary.refused += 1;
         self.metrics.refused(e.reason);
         self.refusals_logged += 1;

@@ -16,8 +16,8 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::{ClientContext, util::Timeout};
 
 use crate::metrics::Metrics;
-use crate::source::batch::Routing;
 use crate::sink::kafka::{KafkaSink, Role, apply_properties, client_config};
+use crate::source::batch::Routing;
 use crate::source::kafka_config::KafkaConfig;
 
 /// A partition of a subscribed topic.
