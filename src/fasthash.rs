@@ -1,7 +1,7 @@
-//! A fast hasher for small trusted keys looked up once per message (Kafka partitions): the
-//! multiply-rotate step of rustc's FxHasher. Not for keys taken from input (no HashDoS
-//! resistance); SipHash of `(topic, partition)` three times per message cost ~4 % of the
-//! service's CPU.
+//! A fast hasher for small trusted keys looked up once per message (Kafka partitions, the
+//! taxonomy's term ids): the multiply-rotate step of rustc's FxHasher. Not for keys taken
+//! from input (no HashDoS resistance); SipHash of `(topic, partition)` three times per
+//! message cost ~4 % of the service's CPU.
 
 use std::hash::{BuildHasherDefault, Hasher};
 

@@ -357,7 +357,7 @@ pub fn decode<'a>(
     if bytes.is_empty() || bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(DecodeError::new(DecodeReason::Empty, "empty payload"));
     }
-    let text = std::str::from_utf8(bytes).map_err(|e| {
+    let text = utf8(bytes).map_err(|e| {
         DecodeError::new(
             DecodeReason::InvalidUtf8,
             format!("invalid UTF-8 at byte {}", e.valid_up_to()),
@@ -374,6 +374,18 @@ pub fn decode<'a>(
         })?,
     };
     validate(view, limits, ctx)
+}
+
+/// `std::str::from_utf8`, with a cheaper check first for the usual all-ASCII payload: an OR
+/// over every byte, which the compiler vectorises (the general validation was ~4 % of the
+/// service's CPU).
+fn utf8(bytes: &[u8]) -> Result<&str, std::str::Utf8Error> {
+    if bytes.iter().fold(0u8, |acc, &b| acc | b) < 0x80 {
+        // SAFETY: every byte is below 0x80, and ASCII is valid UTF-8.
+        Ok(unsafe { std::str::from_utf8_unchecked(bytes) })
+    } else {
+        std::str::from_utf8(bytes)
+    }
 }
 
 /// Validates a decoded view (shared by JSON, CSV and Parquet readers).
@@ -604,6 +616,22 @@ mod tests {
         DecodeContext {
             now_ms: 1_700_000_000_000,
             ..Default::default()
+        }
+    }
+
+    #[test]
+    fn ascii_check_agrees_with_from_utf8() {
+        let cases: [&[u8]; 7] = [
+            b"",
+            b"plain ascii {\"id\":1}",
+            "espa\u{f1}ol \u{1f621}".as_bytes(),
+            &[b'a', 0x80],
+            &[0xff; 40],
+            &[b'x', 0xc3],
+            &[0x7f; 33],
+        ];
+        for c in cases {
+            assert_eq!(utf8(c), std::str::from_utf8(c), "{c:?}");
         }
     }
 

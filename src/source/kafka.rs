@@ -17,6 +17,7 @@ use rdkafka::{ClientContext, util::Timeout};
 
 use crate::metrics::Metrics;
 use crate::sink::kafka::{KafkaSink, Role, apply_properties, client_config};
+use crate::source::batch::Routing;
 use crate::source::kafka_config::KafkaConfig;
 
 /// A partition of a subscribed topic.
@@ -194,6 +195,8 @@ pub struct ServiceContext {
     /// Set by a revoke: the loop checkpoints (or, with transactions, rolls back to the
     /// last checkpoint) before it handles another record.
     pub after_revoke: std::sync::atomic::AtomicBool,
+    /// Where assigned partitions' records go (the consumer loop's batch queue).
+    pub routing: Arc<Routing>,
 }
 
 fn tps(tpl: &TopicPartitionList) -> Vec<Tp> {
@@ -241,6 +244,7 @@ impl ServiceContext {
             durability,
             resume: Mutex::new(HashMap::new()),
             after_revoke: std::sync::atomic::AtomicBool::new(false),
+            routing: Arc::new(Routing::default()),
         }
     }
 
@@ -313,6 +317,8 @@ impl ConsumerContext for ServiceContext {
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 self.resume_positions(consumer, tpl);
+                // Before the assignment starts fetching (see `batch`).
+                self.routing.route(tpl);
                 let r = if cooperative {
                     consumer.incremental_assign(tpl)
                 } else {
@@ -467,7 +473,10 @@ pub fn consumer(
             "statistics.interval.ms",
             k.statistics_interval.as_millis().to_string(),
         );
-    let consumer: BaseConsumer<ServiceContext> = c.create_with_context(ctx)?;
+    let mut consumer: BaseConsumer<ServiceContext> = c.create_with_context(ctx)?;
+    // A wait for records (see `batch`) ends when an event arrives for `poll`.
+    let routing = consumer.context().routing.clone();
+    consumer.set_nonempty_callback(move || routing.wake());
     let topics: Vec<&str> = k.topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics)?;
     tracing::info!(
