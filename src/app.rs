@@ -9,6 +9,7 @@ use anyhow::Context;
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::detect::EvidenceTest;
 use crate::event::{self, Channel, CrisisEvent, DecodeContext, DecodeError, DecodeReason};
 use crate::pipeline::{Ingested, Output, Pipeline};
 use crate::sink::windows::WindowWriter;
@@ -83,8 +84,19 @@ impl RunSummary {
                 .map(|r| r.severity)
                 .max()
                 .unwrap_or(c.severity);
+            // The evidence that opened it, when several windows carried it.
+            let evidence = match c.evidence {
+                Some(e) if e.test == EvidenceTest::Scan => format!(
+                    "; {} vs {:.1} over the last {} windows, p={:.1e}",
+                    e.observed, e.expected, e.windows, e.p_value
+                ),
+                Some(e) if e.test == EvidenceTest::Ramp => {
+                    format!("; rising for {} windows", e.windows)
+                }
+                _ => String::new(),
+            };
             s.push_str(&format!(
-                "  {:<18} opened {}  observed {} vs expected {:.1} (p={:.1e})  peak severity {}  {}\n",
+                "  {:<18} opened {}  observed {} vs expected {:.1} (p={:.1e}{evidence})  peak severity {}  {}\n",
                 c.topic,
                 c.window_start,
                 c.observed,

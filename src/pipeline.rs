@@ -425,12 +425,10 @@ impl Pipeline {
     }
 }
 
+/// Rounded to 3 decimals; never NaN, infinite or `-0` (which JSON readers print as "-0.0").
 fn round3(x: f64) -> f64 {
-    if x.is_finite() {
-        (x * 1000.0).round() / 1000.0
-    } else {
-        0.0
-    }
+    let r = (x * 1000.0).round() / 1000.0;
+    if r.is_finite() && r != 0.0 { r } else { 0.0 }
 }
 
 /// Deterministic crisis id: the same topic and onset window always give the same id, so

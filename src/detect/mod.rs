@@ -83,6 +83,16 @@ pub enum EvidenceTest {
     Ramp,
 }
 
+impl EvidenceTest {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EvidenceTest::Window => "window",
+            EvidenceTest::Scan => "scan",
+            EvidenceTest::Ramp => "ramp",
+        }
+    }
+}
+
 /// The evidence behind an opening or escalation: which test, over how many windows, what was
 /// observed against what was expected there, and its p-value before FDR adjustment.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
