@@ -78,7 +78,7 @@ TOML
   }
   local deadline=$((SECONDS + 900))
   while (( SECONDS < deadline )); do
-    n="$(consumed || echo 0)"
+    n="$(consumed || true)"  # awk prints 0 when the scrape fails
     if [[ -z "$t0" && "${n%.*}" -gt 0 ]]; then
       t0="$(date +%s.%N)"; c0="$(cpu)"; n0="${n%.*}"
     fi
