@@ -117,8 +117,8 @@ impl SeriesDetector {
         };
         let scan = self.scan.test(x, &f, p);
         let mut by_scan = false;
-        let mut p_alone = 1.0;
-        let (p_up, p_down, pv, dir) = if f.counts {
+        // `p_alone`: the likelier direction's p-value without the scan.
+        let (p_up, p_down, pv, p_alone, dir) = if f.counts {
             let mut up = nb_upper(x, f.mean.max(0.5), f.phi);
             if p.robust_counts && f.mean >= p.robust_min_mean {
                 up = up.max(t_upper((x - f.robust_mean) / f.robust_sd, p.t_df));
@@ -134,11 +134,9 @@ impl SeriesDetector {
                 1.0
             };
             if down < up {
-                p_alone = down;
-                (up, down, down, Direction::Down)
+                (up, down, down, down, Direction::Down)
             } else {
-                p_alone = alone_up;
-                (up, down, up, Direction::Up)
+                (up, down, up, alone_up, Direction::Up)
             }
         } else {
             let up = t_upper(z, p.cont_t_df);
@@ -148,11 +146,9 @@ impl SeriesDetector {
             } else {
                 Direction::Down
             };
-            (up, down, (2.0 * up.min(down)).min(1.0), dir)
+            let two_sided = (2.0 * up.min(down)).min(1.0);
+            (up, down, two_sided, two_sided, dir)
         };
-        if !f.counts {
-            p_alone = pv;
-        }
         Observation {
             x,
             f,
@@ -261,33 +257,6 @@ impl SeriesDetector {
             0.0
         };
         let ramp = e_ramp > e_tail;
-        // What carried the evidence, for the crisis event's `evidence`.
-        let evidence = if ramp {
-            Evidence {
-                test: EvidenceTest::Ramp,
-                windows: ((t_ms - self.cusum_start_ms) / self.baseline.window_ms().max(1) + 1)
-                    .clamp(1, u32::MAX as i64) as u32,
-                observed: o.x,
-                expected: o.f.mean,
-                p_value: o.p_alone,
-            }
-        } else if o.by_scan && o.dir == Direction::Up {
-            Evidence {
-                test: EvidenceTest::Scan,
-                windows: o.scan.k as u32,
-                observed: o.scan.observed,
-                expected: o.scan.expected,
-                p_value: o.scan.p,
-            }
-        } else {
-            Evidence {
-                test: EvidenceTest::Window,
-                windows: 1,
-                observed: o.x,
-                expected: o.f.mean,
-                p_value: o.p_alone,
-            }
-        };
         let e_raw = -o.p.max(1e-300).log10();
         let mut e = e_tail.max(e_ramp);
         if o.warm && p.record_factor > 0.0 {
@@ -407,7 +376,9 @@ impl SeriesDetector {
             p_value: o.p,
             p_window: o.p_alone,
             evidence: match transition {
-                Some(Transition::Opened { .. } | Transition::Escalated { .. }) => Some(evidence),
+                Some(Transition::Opened { .. } | Transition::Escalated { .. }) => {
+                    Some(self.evidence(t_ms, o, ramp))
+                }
                 _ => None,
             },
             p_up: o.p_up,
@@ -421,6 +392,38 @@ impl SeriesDetector {
             transition,
             peak: if reported { self.peak } else { 0.0 },
             windows_in_crisis: if reported { self.windows } else { 0 },
+        }
+    }
+
+    /// What carried the evidence of an opening or escalation, for the crisis event: the ramp
+    /// (CUSUM) when it outweighed the tail test, else the scan when it carried the upward
+    /// evidence, else this window alone.
+    fn evidence(&self, t_ms: i64, o: &Observation, ramp: bool) -> Evidence {
+        if ramp {
+            Evidence {
+                test: EvidenceTest::Ramp,
+                windows: ((t_ms - self.cusum_start_ms) / self.baseline.window_ms().max(1) + 1)
+                    .clamp(1, u32::MAX as i64) as u32,
+                observed: o.x,
+                expected: o.f.mean,
+                p_value: o.p_alone,
+            }
+        } else if o.by_scan && o.dir == Direction::Up {
+            Evidence {
+                test: EvidenceTest::Scan,
+                windows: o.scan.k as u32,
+                observed: o.scan.observed,
+                expected: o.scan.expected,
+                p_value: o.scan.p,
+            }
+        } else {
+            Evidence {
+                test: EvidenceTest::Window,
+                windows: 1,
+                observed: o.x,
+                expected: o.f.mean,
+                p_value: o.p_alone,
+            }
         }
     }
 
