@@ -539,8 +539,7 @@ impl Trial {
         (days, scale): (i64, f64),
         delivery: &str,
     ) -> Trial {
-        let (topics, planned, end) = plan(days, scale);
-        publish(brokers, mock, &topics, &planned).await;
+        let (topics, planned, end) = input(brokers, mock, days, scale).await;
         let faulty_brokers = own_broker.unwrap_or(brokers).to_string();
         if own_broker.is_some() {
             publish(&faulty_brokers, None, &topics, &planned).await;
