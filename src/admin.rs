@@ -36,6 +36,33 @@ pub async fn ensure_topics(
     Ok(())
 }
 
+/// The group mode's internal topics (see `service::group`), created if missing: the
+/// classified events (one partition: one detector reads them in order) and the detector's
+/// checkpoints (one partition, compacted: only the newest chunks of each slot are kept).
+pub async fn ensure_group_topics(k: &KafkaConfig) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> =
+        client_config(k, crate::sink::kafka::Role::Admin).create()?;
+    let classified = k.classified_topic();
+    let state = k.state_topic();
+    let new = [
+        NewTopic::new(&classified, 1, TopicReplication::Fixed(1)),
+        NewTopic::new(&state, 1, TopicReplication::Fixed(1)).set("cleanup.policy", "compact"),
+    ];
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    for r in admin.create_topics(&new, &opts).await? {
+        match r {
+            Ok(t) => tracing::info!(topic = %t, "group topic created"),
+            Err((t, RDKafkaErrorCode::TopicAlreadyExists)) => {
+                tracing::debug!(topic = %t, "group topic exists")
+            }
+            Err((t, e)) => anyhow::bail!(
+                "creating the group topic {t}: {e} (create it by hand: {classified} with 1 partition, {state} with 1 partition and cleanup.policy=compact)"
+            ),
+        }
+    }
+    Ok(())
+}
+
 /// Waits until the broker answers a metadata request; returns the broker count.
 pub fn wait_ready(k: &KafkaConfig, timeout: Duration) -> anyhow::Result<usize> {
     let consumer: BaseConsumer = client_config(k, crate::sink::kafka::Role::Admin).create()?;

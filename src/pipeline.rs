@@ -168,6 +168,7 @@ impl Pipeline {
             fingerprint: self.fingerprint.clone(),
             detector_version: DETECTOR_VERSION.to_string(),
             positions,
+            forwarded: Positions::new(),
             state: PipelineState {
                 aggregator: self.aggregator.clone(),
                 topic_detector: self.topic_detector.clone(),
@@ -240,6 +241,25 @@ impl Pipeline {
 
     /// Classifies and windows one valid event.
     pub fn ingest(&mut self, ev: &ContactEvent<'_>) -> Ingested {
+        let customer = self.classify(ev);
+        let cls = std::mem::take(&mut self.cls);
+        let r = self.count(
+            ev.event_time,
+            ev.channel,
+            cls.topic,
+            cls.complaint,
+            &cls.terms,
+            &ev.id,
+            customer,
+        );
+        self.cls = cls;
+        r
+    }
+
+    /// Classifies one valid event without counting it (the group mode's forwarders, see
+    /// `service::group`): the classification is then [`Pipeline::classification`]; returns the
+    /// keyed hash of the customer of a complaint, when counting customers.
+    pub fn classify(&mut self, ev: &ContactEvent<'_>) -> Option<u64> {
         let input = ClassifyInput {
             text: ev.text.as_deref(),
             language: ev.language.as_deref(),
@@ -249,32 +269,52 @@ impl Pipeline {
         };
         self.classifier
             .classify(&input, &mut self.scratch, &mut self.cls);
-        self.stats.events_by_channel[ev.channel.index()] += 1;
-        let t = ev.event_time.0;
-        self.max_event_ms = Some(self.max_event_ms.map_or(t, |m| m.max(t)));
-        let topic = self.cls.topic;
-        let customer = match self.count {
+        match self.count {
             CountMode::Customers if self.cls.complaint => {
                 self.customer_key.of(ev.customer_id.as_deref())
             }
             _ => None,
+        }
+    }
+
+    /// The classification of the last event given to [`Pipeline::classify`].
+    pub fn classification(&self) -> &Classification {
+        &self.cls
+    }
+
+    /// Windows one event classified elsewhere (the group mode's detector): the same counting
+    /// as [`Pipeline::ingest`] after its classification. `topic` must come from a classifier
+    /// with this pipeline's fingerprint.
+    #[allow(clippy::too_many_arguments)]
+    pub fn count(
+        &mut self,
+        time: event::EventTime,
+        channel: Channel,
+        topic: crate::event::TopicId,
+        complaint: bool,
+        terms: &[u32],
+        id: &str,
+        customer: Option<u64>,
+    ) -> Ingested {
+        self.stats.events_by_channel[channel.index()] += 1;
+        let t = time.0;
+        self.max_event_ms = Some(self.max_event_ms.map_or(t, |m| m.max(t)));
+        let customer = match self.count {
+            CountMode::Customers if complaint => customer,
+            _ => None,
         };
-        match self.aggregator.add(
-            ev.event_time,
-            topic,
-            ev.channel,
-            self.cls.complaint,
-            &self.cls.terms,
-            &ev.id,
-            customer,
-        ) {
+        match self
+            .aggregator
+            .add(time, topic, channel, complaint, terms, id, customer)
+        {
             Admit::Counted => {
-                if self.cls.complaint {
-                    self.stats.complaints_by_topic[topic.index()] += 1;
+                if complaint {
+                    let n = self.stats.complaints_by_topic.len();
+                    self.stats.complaints_by_topic[topic.index().min(n - 1)] += 1;
                 }
                 Ingested::Counted {
                     topic: topic.0,
-                    complaint: self.cls.complaint,
+                    complaint,
                 }
             }
             Admit::Late => {

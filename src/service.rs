@@ -12,6 +12,7 @@
 
 pub mod checkpoint;
 mod consume;
+pub mod group;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -74,6 +75,9 @@ pub async fn start(cfg: &Config, opts: ServiceOptions) -> anyhow::Result<Running
     )
     .await
     .with_context(|| format!("binding {addr}"))?;
+    if cfg.kafka.mode == crate::source::kafka_config::GroupMode::Group {
+        crate::admin::ensure_group_topics(&cfg.kafka).await?;
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, done) = tokio::sync::oneshot::channel();
     let worker = consume::Worker::new(

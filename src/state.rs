@@ -25,7 +25,11 @@ pub const MAGIC: &str = "crisis-pulse-state";
 /// 2: open window bins hold, per topic, the keyed hashes of complaining customers and how many
 /// complaints carried one (counting distinct customers, `[window] count`). A version-1 body
 /// reads as version 2 with none: its complaints were counted as events, and each still counts.
-pub const STATE_VERSION: u32 = 2;
+///
+/// 3: `forwarded`, the source positions the group mode's detector has counted through (see
+/// `service::group`). A version-1 or 2 body reads with none: it was written by an instance
+/// that consumed its sources itself.
+pub const STATE_VERSION: u32 = 3;
 /// Snapshots kept in a state directory: the newest, and one to fall back on if it is corrupt.
 pub const KEEP: usize = 2;
 /// Longest header line read before giving up (a checkpoint's header is ~400 bytes).
@@ -104,6 +108,10 @@ pub struct Checkpoint {
     pub fingerprint: String,
     pub detector_version: String,
     pub positions: Positions,
+    /// Group mode (`kafka.mode = "group"`): per source partition, the next offset whose
+    /// classified event the detector has not counted yet; a classified event from before it
+    /// is a repeat and is skipped. Empty otherwise.
+    pub forwarded: Positions,
     pub state: PipelineState,
 }
 
@@ -119,12 +127,14 @@ pub struct Header {
     pub body_sha256: String,
 }
 
-/// The body as stored in state_version 2, and read from 1: the fields version 2 added to the
-/// window bins default to "no customer known" (see [`STATE_VERSION`]), so no conversion is
-/// needed beyond serde's defaults.
+/// The body as stored in state_version 3, and read from 1 and 2: the fields version 2 added to
+/// the window bins default to "no customer known", and version 3's `forwarded` to none (see
+/// [`STATE_VERSION`]), so no conversion is needed beyond serde's defaults.
 #[derive(Serialize, Deserialize)]
 struct Body {
     positions: Positions,
+    #[serde(default)]
+    forwarded: Positions,
     state: PipelineState,
 }
 
@@ -146,6 +156,7 @@ pub fn fingerprint(topics: &[String], spec: &WindowSpec, samples_per_window: usi
 pub fn encode(cp: &Checkpoint) -> Result<Vec<u8>, StateError> {
     let body = Body {
         positions: cp.positions.clone(),
+        forwarded: cp.forwarded.clone(),
         state: cp.state.clone(),
     };
     let mut buf = Vec::new();
@@ -223,13 +234,14 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<Checkpoint, StateError> {
 /// One arm per state_version this build can read; older bodies are migrated here.
 fn decode_body(path: &Path, header: &Header, body: &[u8]) -> Result<Checkpoint, StateError> {
     match header.state_version {
-        1 | 2 => {
+        1..=3 => {
             let b: Body = ciborium::from_reader(body)
                 .map_err(|e| StateError::corrupt(path, e.to_string()))?;
             Ok(Checkpoint {
                 fingerprint: header.fingerprint.clone(),
                 detector_version: header.detector_version.clone(),
                 positions: b.positions,
+                forwarded: b.forwarded,
                 state: b.state,
             })
         }

@@ -51,9 +51,76 @@ struct Deployment {
     dlq: String,
     windows: String,
     group: String,
+    brokers: String,
+    /// `kafka.mode = "group"`: the state is in the group's state topic, read by `tail`.
+    group_mode: bool,
+    tail: std::cell::RefCell<Option<StateTail>>,
+}
+
+/// Follows a group's state topic (group mode) and decodes its newest complete checkpoint.
+struct StateTail {
+    consumer: rdkafka::consumer::BaseConsumer,
+    topic: String,
+    latest: BTreeMap<String, Vec<u8>>,
+    newest: Option<(u64, Checkpoint)>,
+}
+
+impl StateTail {
+    fn new(brokers: &str, topic: &str) -> Self {
+        use rdkafka::consumer::Consumer;
+        let consumer: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("group.id", unique("state-tail"))
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("state reader");
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        tpl.add_partition_offset(topic, 0, rdkafka::Offset::Beginning)
+            .expect("tpl");
+        consumer.assign(&tpl).expect("assign");
+        StateTail {
+            consumer,
+            topic: topic.to_string(),
+            latest: BTreeMap::new(),
+            newest: None,
+        }
+    }
+
+    fn poll(&mut self) -> Option<(u64, Checkpoint)> {
+        let mut changed = false;
+        while let Some(r) = self.consumer.poll(Duration::from_millis(10)) {
+            let Ok(m) = r else { break };
+            if let (Some(k), Some(v)) = (m.key(), m.payload()) {
+                self.latest
+                    .insert(String::from_utf8_lossy(k).into_owned(), v.to_vec());
+                changed = true;
+            }
+        }
+        if changed {
+            let stored = crisis_pulse::service::group::assemble(&self.latest);
+            if let Ok(Some((cp, _, seq))) = crisis_pulse::service::group::newest(stored, &self.topic)
+            {
+                self.newest = Some((seq, cp));
+            }
+        }
+        self.newest.clone()
+    }
 }
 
 impl Deployment {
+    /// The newest checkpoint and its sequence number: in the state directory, or in the
+    /// group's state topic.
+    fn newest(&self) -> Option<(u64, Checkpoint)> {
+        if !self.group_mode {
+            return newest(&self.state());
+        }
+        let mut tail = self.tail.borrow_mut();
+        tail.get_or_insert_with(|| {
+            StateTail::new(&self.brokers, &format!("{}.state", self.group))
+        })
+        .poll()
+    }
+
     fn state(&self) -> PathBuf {
         self.dir.path().join("state")
     }
@@ -115,7 +182,7 @@ async fn deployment(
     brokers: &str,
     mock: Option<&Mock>,
     inputs: &[String],
-    delivery: &str,
+    (delivery, mode): (&str, &str),
 ) -> Deployment {
     let prefix = unique(&name);
     let mut dir = tempfile::tempdir().expect("tempdir");
@@ -132,6 +199,9 @@ async fn deployment(
         dlq: format!("{prefix}-dlq"),
         windows: format!("{prefix}-windows"),
         group: unique("g"),
+        brokers: brokers.to_string(),
+        group_mode: mode == "group",
+        tail: std::cell::RefCell::new(None),
     };
     create(brokers, mock, &[&d.crisis, &d.dlq], 1).await;
     // Keyed by topic: spread over partitions (the mock cluster keeps only the newest 5 MB of a
@@ -167,6 +237,7 @@ commit_interval = "200ms"
 statistics_interval = "500ms"
 drain_timeout = "10s"
 delivery = "{delivery}"
+mode = "{mode}"
 {properties}
 
 [state]
@@ -218,8 +289,14 @@ fn newest(dir: &Path) -> Option<(u64, Checkpoint)> {
     Some((seq, state::decode(&path, &bytes).ok()?))
 }
 
+/// Records consumed per a checkpoint: its source positions (in the group mode, those of the
+/// classified records counted, refused ones included).
 fn consumed(cp: &Checkpoint) -> i64 {
-    cp.positions.values().sum()
+    if cp.forwarded.is_empty() {
+        cp.positions.values().sum()
+    } else {
+        cp.forwarded.values().sum()
+    }
 }
 
 fn wait_for(
@@ -266,7 +343,7 @@ fn run_with_faults(
     let mut run = 0;
     // Every wait below asks for a checkpoint written by the current run: one left by an
     // earlier run (which may already cover the whole input) proves nothing about this one.
-    let seq_now = || newest(&d.state()).map_or(0, |(seq, _)| seq);
+    let seq_now = || d.newest().map_or(0, |(seq, _)| seq);
     let mut floor = seq_now();
     let mut child = d.spawn(run);
     for i in 0..faults {
@@ -281,7 +358,7 @@ fn run_with_faults(
             &mut child,
             Duration::from_secs(180),
             || {
-                newest(&d.state()).is_some_and(|(seq, cp)| {
+                d.newest().is_some_and(|(seq, cp)| {
                     seq > floor && (consumed(&cp) > before || consumed(&cp) >= total)
                 })
             },
@@ -289,7 +366,7 @@ fn run_with_faults(
         // A short random delay: the service reads the whole backlog in a few seconds once it
         // runs (batch consumption), so a longer one let later faults land after the end.
         std::thread::sleep(Duration::from_millis(rng.random_range(0..300)));
-        at_fault.push(newest(&d.state()).map_or(0, |(_, cp)| consumed(&cp)));
+        at_fault.push(d.newest().map_or(0, |(_, cp)| consumed(&cp)));
         if fault(&mut child, i) {
             child.wait().expect("reaped");
             run += 1;
@@ -303,7 +380,7 @@ fn run_with_faults(
         run,
         &mut child,
         Duration::from_secs(300),
-        || newest(&d.state()).is_some_and(|(seq, cp)| seq > floor && consumed(&cp) >= total),
+        || d.newest().is_some_and(|(seq, cp)| seq > floor && consumed(&cp) >= total),
     );
     // Wait until the watermark has passed the end of the data (idle partitions stop holding
     // it back; one whose offsets are not known yet holds it for up to a minute after its
@@ -315,7 +392,7 @@ fn run_with_faults(
         &mut child,
         Duration::from_secs(180),
         || {
-            newest(&d.state()).is_some_and(|(seq, cp)| {
+            d.newest().is_some_and(|(seq, cp)| {
                 seq > floor && cp.state.watermark_ms.is_some_and(|w| w >= end)
             })
         },
@@ -328,7 +405,7 @@ fn run_with_faults(
         d.name,
         d.tail(run)
     );
-    let (_, cp) = newest(&d.state()).expect("final checkpoint");
+    let (_, cp) = d.newest().expect("final checkpoint");
     assert_eq!(
         consumed(&cp),
         total,
@@ -537,7 +614,7 @@ impl Trial {
         mock: Option<&Mock>,
         own_broker: Option<&str>,
         (days, scale): (i64, f64),
-        delivery: &str,
+        delivery: (&str, &str),
     ) -> Trial {
         let (topics, planned, end) = input(brokers, mock, days, scale).await;
         let faulty_brokers = own_broker.unwrap_or(brokers).to_string();
@@ -708,7 +785,7 @@ fn compare(
 async fn kill_9_under_load_loses_nothing_at_least_once() {
     let _serial = serial();
     let brokers = require_broker();
-    let t = Trial::new("kill", &brokers, None, None, (2, 3.0), "at-least-once").await;
+    let t = Trial::new("kill", &brokers, None, None, (2, 3.0), ("at-least-once", "standalone")).await;
     // At least one kill mid-stream: a restart that reads the rest of the backlog before the
     // next kill is a fast service, not a failure (measured once: kills after 35,068 then
     // three times at the end, 57,330).
@@ -732,7 +809,7 @@ async fn kill_9_under_load_in_the_exactly_once_mode() {
     let _serial = serial();
     let mock = Mock::new(1).expect("mock cluster");
     let brokers = mock.bootstrap_servers();
-    let t = Trial::new("eos", &brokers, Some(&mock), None, (2, 3.0), "exactly-once").await;
+    let t = Trial::new("eos", &brokers, Some(&mock), None, (2, 3.0), ("exactly-once", "standalone")).await;
     let (cp, at_kill) = t.run(KILLS, 2, kill_9);
     for run in 0..=KILLS {
         let log = std::fs::read_to_string(t.faulty.log(run)).unwrap_or_default();
@@ -772,7 +849,7 @@ async fn rebalance_hands_partitions_over_without_loss_or_double_count() {
         &brokers,
         None,
         &topics,
-        "at-least-once",
+        ("at-least-once", "standalone"),
     )
     .await;
     let state_b = d.dir.path().join("state-b");
@@ -784,7 +861,7 @@ async fn rebalance_hands_partitions_over_without_loss_or_double_count() {
         0,
         &mut a,
         Duration::from_secs(180),
-        || newest(&d.state()).is_some_and(|(_, cp)| consumed(&cp) > 0),
+        || d.newest().is_some_and(|(_, cp)| consumed(&cp) > 0),
     );
     let mut b = d.spawn_with_state(1, &state_b);
     wait_for(
@@ -868,6 +945,95 @@ async fn rebalance_hands_partitions_over_without_loss_or_double_count() {
     eprintln!("rebalance: {total} records; A counted {by_a}, B {by_b}, {dead} dead letters");
 }
 
+/// The group mode (`kafka.mode = "group"`) under `kill -9`: each restart is a new process
+/// with no state of its own (the state directory is not used in this mode), so what it
+/// resumes from can only come from the group's state topic. Windows, crises, dead letters and
+/// counters equal an uninterrupted group-mode run's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_mode_kill_9_restores_the_detector_state_from_kafka() {
+    let _serial = serial();
+    let brokers = require_broker();
+    let t = Trial::new(
+        "gkill",
+        &brokers,
+        None,
+        None,
+        (2, 3.0),
+        ("at-least-once", "group"),
+    )
+    .await;
+    let (cp, at_kill) = t.run(KILLS, 1, |child, i| {
+        let killed = kill_9_then_session_expiry(child, i);
+        // Nothing survives the process but the group's Kafka topics.
+        let _ = std::fs::remove_dir_all(t.faulty.state());
+        killed
+    });
+    for run in 1..=KILLS {
+        let log = std::fs::read_to_string(t.faulty.log(run)).unwrap_or_default();
+        assert!(
+            log.contains("state restored"),
+            "run {run} restored the detector's state from the state topic:\n{}",
+            t.faulty.tail(run)
+        );
+    }
+    t.verify(&cp, "group mode, kill -9", &at_kill, None);
+}
+
+/// The group mode under a rebalance: a second instance joins mid-stream, forwards the
+/// partitions it is given, and leaves again (SIGTERM). Unlike the standalone mode, where each
+/// instance counts its own partitions apart, the group counts as one: its windows and crises
+/// equal those of one instance that ran alone and uninterrupted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_mode_rebalance_counts_as_one_instance() {
+    let _serial = serial();
+    let brokers = require_broker();
+    let t = Trial::new(
+        "grebalance",
+        &brokers,
+        None,
+        None,
+        (2, 3.0),
+        ("at-least-once", "group"),
+    )
+    .await;
+    let d = &t.faulty;
+    let b_run = 99;
+    let (cp, at_join) = t.run(1, 1, |_, _| {
+        let mut b = d.spawn_with_state(b_run, &d.dir.path().join("state-b"));
+        wait_for(
+            "instance B to be assigned source partitions",
+            d,
+            b_run,
+            &mut b,
+            Duration::from_secs(180),
+            || {
+                std::fs::read_to_string(d.log(b_run)).is_ok_and(|l| {
+                    l.lines()
+                        .any(|l| l.contains("partitions assigned") && l.contains("faults"))
+                })
+            },
+        );
+        std::thread::sleep(Duration::from_millis(seeded().random_range(500..1500)));
+        let exit = sigterm(&mut b, Duration::from_secs(60)).expect("B exits after SIGTERM");
+        assert!(exit.success(), "B: exit {exit}:\n{}", d.tail(b_run));
+        false
+    });
+    let log_b = std::fs::read_to_string(d.log(b_run)).unwrap_or_default();
+    let forwarded_by_b: u64 = log_b
+        .lines()
+        .filter(|l| l.contains("consumer stopped"))
+        .filter_map(|l| l.split("messages=").nth(1))
+        .filter_map(|v| v.split_whitespace().next()?.parse().ok())
+        .sum();
+    assert!(
+        forwarded_by_b > 0,
+        "B consumed records while it was in the group:\n{}",
+        d.tail(b_run)
+    );
+    t.verify(&cp, "group mode, rebalance", &at_join, None);
+    eprintln!("group mode rebalance: B forwarded {forwarded_by_b} records before it left");
+}
+
 /// Outputs the broker refuses for good (librdkafka's mock cluster answers the service's first
 /// produce requests with MESSAGE_TOO_LARGE, a permanent error): the service checkpoints
 /// nothing that covers them, rolls back to its last checkpoint and reads that input again, so
@@ -885,7 +1051,7 @@ async fn refused_outputs_are_published_again_from_the_last_checkpoint() {
         Some(&mock),
         None,
         (2, 1.0),
-        "at-least-once",
+        ("at-least-once", "standalone"),
     )
     .await;
     mock.request_errors(
@@ -947,7 +1113,7 @@ async fn broker_outage_while_running_loses_nothing() {
         Some(&mock),
         None,
         (2, 1.0),
-        "at-least-once",
+        ("at-least-once", "standalone"),
     )
     .await;
     let (cp, at_fault) = broker_faults(
@@ -1040,7 +1206,7 @@ async fn broker_restart_while_running_loses_nothing() {
         None,
         Some(&broker.brokers()),
         (2, 1.0),
-        "at-least-once",
+        ("at-least-once", "standalone"),
     )
     .await;
     let (cp, at_fault) = broker_faults(&t, || broker.script("stop"), || broker.script("start"));

@@ -238,6 +238,13 @@ fn v2_fixture_still_loads_and_resumes() {
     fixture_loads_and_resumes(2);
 }
 
+/// The same for the v3 checkpoint (state version 3 added the group mode's `forwarded`
+/// positions; a checkpoint of a standalone replay holds none).
+#[test]
+fn v3_fixture_still_loads_and_resumes() {
+    fixture_loads_and_resumes(3);
+}
+
 fn fixture_loads_and_resumes(version: u32) {
     let fx = fixture_dir().join(format!("v{version}"));
     let cfg = demo_config();

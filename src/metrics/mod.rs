@@ -57,6 +57,9 @@ pub struct Metrics {
     pub checkpoints: IntCounter,
     pub rewinds: IntCounter,
     pub checkpoint_seconds: Histogram,
+    pub checkpoint_bytes: IntGauge,
+    pub group_detector: IntGauge,
+    pub group_skipped: IntCounterVec,
     // Latency: record through `batch` / `detection` so the HdrHistograms see every sample.
     pub batch_latency: Histogram,
     pub detection_latency: Histogram,

@@ -183,7 +183,7 @@ impl Metrics {
             ),
             delivery_errors: b.counter_vec(
                 "crisis_pulse_delivery_errors_total",
-                "Failed deliveries to Kafka, by output (crisis, dlq, windows).",
+                "Failed deliveries to Kafka, by output (crisis, dlq, windows; in the group mode also classified, state).",
                 &["output"],
             ),
             assigned_partitions: b.int_gauge(
@@ -201,6 +201,19 @@ impl Metrics {
             checkpoint_seconds: b.histogram(
                 "crisis_pulse_checkpoint_duration_seconds",
                 "Time to flush outputs, write a checkpoint and commit its offsets.",
+            ),
+            checkpoint_bytes: b.int_gauge(
+                "crisis_pulse_checkpoint_bytes",
+                "Size of the newest checkpoint written to the group's state topic (group mode).",
+            ),
+            group_detector: b.int_gauge(
+                "crisis_pulse_group_detector",
+                "1 while this instance counts and detects for its group (group mode: it owns the classified partition).",
+            ),
+            group_skipped: b.counter_vec(
+                "crisis_pulse_group_skipped_total",
+                "Classified records the group's detector skipped, by reason: repeat (a source offset already counted, forwarded again after a crash or rebalance) or foreign (another taxonomy, or undecodable).",
+                &["reason"],
             ),
             up: b.int_gauge("crisis_pulse_up", "1 while the pipeline is running."),
             build_info: b.int_gauge_vec(

@@ -10,17 +10,20 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use crate::clock::{self, Clock};
 use crate::config::Config;
-use crate::event::{self, Channel, DecodeContext, DecodeError, DecodeLimits};
+use crate::event::{self, Channel, DecodeContext, DecodeError, DecodeLimits, EventTime, TopicId};
 use crate::metrics::Metrics;
 use crate::pipeline::{Ingested, Output, Pipeline, WindowReport};
 use crate::sink::kafka::{KafkaSink, Origin};
 use crate::source::batch::{Batch, Record, RecordQueue};
-use crate::source::kafka::{self, Change, Durability, OffsetTracker, ServiceContext, Tp};
-use crate::source::kafka_config::{Delivery, KafkaConfig};
+use crate::source::kafka::{
+    self, Change, Durability, GroupContext, OffsetTracker, Restored, ServiceContext, Tp,
+};
+use crate::source::kafka_config::{Delivery, GroupMode, KafkaConfig};
 use crate::state::{self, Positions};
 use crate::window::watermark::Watermarks;
 
 use super::checkpoint;
+use super::group::{Classified, Forwarded};
 
 /// How long a partition whose offsets are not known yet holds the watermark back.
 const UNKNOWN_HOLD_MS: i64 = 60_000;
@@ -89,6 +92,65 @@ impl Run {
     }
 }
 
+/// The group mode's side of a member (see `service::group`): every member forwards; the
+/// member assigned the classified partition is the group's detector.
+struct GroupState {
+    classified: Arc<str>,
+    state_topic: String,
+    /// This pipeline's fingerprint: forwarded records carry it.
+    fp: String,
+    /// Assigned the classified partition: counts and detects.
+    owner: bool,
+    /// The classified partition was revoked: the next checkpoint is this member's last as the
+    /// detector, and then it goes back to the fresh state.
+    losing: bool,
+    /// Per source partition, the next offset not yet counted (repeats before it are skipped).
+    forwarded: HashMap<Tp, i64>,
+    /// Next offset of the classified partition to count.
+    next: Option<i64>,
+    /// Sequence number and slot of the newest checkpoint in the state topic.
+    seq: u64,
+    slot: u8,
+    /// The state before anything was counted: what a member that stops being the detector
+    /// goes back to.
+    fresh: Box<state::Checkpoint>,
+    /// Source topic names seen in classified records, shared with their partitions' keys.
+    names: HashMap<String, Arc<str>>,
+    /// Classified records skipped: repeats, and records of another taxonomy.
+    repeats: u64,
+    foreign: u64,
+}
+
+impl GroupState {
+    fn classified_tp(&self) -> Tp {
+        (self.classified.clone(), 0)
+    }
+
+    fn source(&mut self, topic: String, partition: i32) -> Tp {
+        let name = match self.names.get(&topic) {
+            Some(n) => n.clone(),
+            None => {
+                let n: Arc<str> = Arc::from(topic.as_str());
+                self.names.insert(topic, n.clone());
+                n
+            }
+        };
+        (name, partition)
+    }
+
+    /// A hold marker for a source partition this member was assigned or is behind on.
+    fn hold(&self, tp: &Tp) -> Vec<u8> {
+        Forwarded {
+            fp: self.fp.clone(),
+            topic: tp.0.to_string(),
+            partition: tp.1,
+            offset: None,
+            event: None,
+        }
+        .encode()
+    }
+}
+
 /// Owns the consumer and the pipeline; runs on its own thread.
 pub struct Worker {
     kafka: KafkaConfig,
@@ -122,6 +184,8 @@ pub struct Worker {
     /// The state as of the newest checkpoint this process wrote or started from (the fresh
     /// state if none): what a rewind goes back to.
     last: Option<Box<state::Checkpoint>>,
+    /// Group mode (`kafka.mode = "group"`).
+    group: Option<GroupState>,
 }
 
 impl Worker {
@@ -136,7 +200,17 @@ impl Worker {
     ) -> anyhow::Result<Self> {
         let mut p = Pipeline::new(cfg)?;
         metrics.init_topics(p.topics());
+        let group_mode = cfg.kafka.mode == GroupMode::Group;
+        anyhow::ensure!(
+            !group_mode || cfg.kafka.delivery == Delivery::AtLeastOnce,
+            "kafka.mode = \"group\" runs at least once for now; use kafka.mode = \"standalone\" for exactly-once"
+        );
+        if group_mode && let Some(dir) = &state_dir {
+            tracing::warn!(dir = %dir.display(), "kafka.mode = \"group\" keeps the detector's state in Kafka; the state directory is not used");
+        }
+        let state_dir = if group_mode { None } else { state_dir };
         let durability = match (&state_dir, cfg.kafka.delivery) {
+            _ if group_mode => Durability::Checkpointed,
             (None, Delivery::AtLeastOnce) => Durability::Stateless,
             (Some(_), Delivery::AtLeastOnce) => Durability::Checkpointed,
             (Some(_), Delivery::ExactlyOnce) => Durability::Transactional,
@@ -145,12 +219,36 @@ impl Worker {
             ),
         };
         let sink = Arc::new(KafkaSink::new(&cfg.kafka, metrics.clone())?);
-        let ctx = ServiceContext::new(
+        let mut ctx = ServiceContext::new(
             metrics.clone(),
             sink,
             Duration::from_millis(cfg.kafka.drain_timeout.as_millis().max(0) as u64),
             durability,
         );
+        let group = group_mode.then(|| GroupState {
+            classified: Arc::from(cfg.kafka.classified_topic().as_str()),
+            state_topic: cfg.kafka.state_topic(),
+            fp: p.fingerprint().to_string(),
+            owner: false,
+            losing: false,
+            forwarded: HashMap::new(),
+            next: None,
+            seq: 0,
+            slot: 0,
+            fresh: Box::new(p.checkpoint(Positions::new())),
+            names: HashMap::new(),
+            repeats: 0,
+            foreign: 0,
+        });
+        if group_mode {
+            ctx.group = Some(GroupContext {
+                classified: cfg.kafka.classified_topic(),
+                state_topic: cfg.kafka.state_topic(),
+                kafka: cfg.kafka.clone(),
+                reset: reset_state,
+                restored: std::sync::Mutex::new(None),
+            });
+        }
         let consumer = kafka::consumer(&cfg.kafka, ctx)?;
         let mut positions = Positions::new();
         if let Some(dir) = &state_dir {
@@ -175,8 +273,7 @@ impl Worker {
             tracing::info!(dir = %dir.display(), delivery = cfg.kafka.delivery.as_str(), partitions = positions.len(), "durable state enabled");
         }
         let size_ms = cfg.window.size.as_millis();
-        let last = state_dir
-            .is_some()
+        let last = (state_dir.is_some() || group_mode)
             .then(|| Box::new(p.checkpoint(positions.clone())));
         Ok(Worker {
             kafka: cfg.kafka.clone(),
@@ -211,6 +308,7 @@ impl Worker {
             postponed: 0,
             failed_seen: 0,
             last,
+            group,
         })
     }
 
@@ -249,7 +347,7 @@ impl Worker {
                 WAIT
             };
             let mut polled = consumer.poll(wait);
-            self.apply_changes(consumer.context());
+            self.apply_changes(consumer.context())?;
             let revoked = &consumer.context().after_revoke;
             if revoked.load(Ordering::Relaxed)
                 && revoked.swap(false, Ordering::SeqCst)
@@ -370,9 +468,10 @@ impl Worker {
         final_one: bool,
     ) -> anyhow::Result<()> {
         let ctx = consumer.context();
-        let Some(dir) = self.state_dir.clone() else {
+        let dir = self.state_dir.clone();
+        if dir.is_none() && self.group.is_none() {
             return Ok(());
-        };
+        }
         self.advance(ctx)?;
         let started = Instant::now();
         let positions = self.current_positions(ctx);
@@ -421,6 +520,9 @@ impl Worker {
                 return Ok(());
             }
         }
+        let Some(dir) = dir else {
+            return self.checkpoint_group(consumer, started);
+        };
         let cp = self.p.checkpoint(positions.clone());
         let path = state::save(&dir, &cp)?;
         // Commit what this process consumed from partitions it still owns: a partition it
@@ -479,6 +581,226 @@ impl Worker {
         Ok(())
     }
 
+    /// The group mode's checkpoint (the outputs and forwarded records are delivered): the
+    /// detector writes its state to the state topic and waits for it; then the offsets are
+    /// committed, the classified partition's only once the state covering them is stored.
+    fn checkpoint_group(
+        &mut self,
+        consumer: &BaseConsumer<ServiceContext>,
+        started: Instant,
+    ) -> anyhow::Result<()> {
+        let ctx = consumer.context();
+        let Some(g) = self.group.as_mut() else {
+            return Ok(());
+        };
+        let mut mine = Positions::new();
+        if let Ok(o) = ctx.offsets.lock() {
+            for ((t, p), next) in o.all_storable(None) {
+                if self.assigned.contains(&(t.clone(), p)) {
+                    mine.insert(checkpoint::key(&t, p), next);
+                }
+            }
+        }
+        if g.owner {
+            let key = checkpoint::key(&g.classified, 0);
+            let mut positions = Positions::new();
+            if let Some(n) = g.next {
+                positions.insert(key.clone(), n);
+            }
+            let mut cp = self.p.checkpoint(positions);
+            cp.forwarded = g
+                .forwarded
+                .iter()
+                .map(|((t, p), o)| (checkpoint::key(t, *p), *o))
+                .collect();
+            let bytes = state::encode(&cp)?;
+            let (seq, slot) = (g.seq + 1, g.slot ^ 1);
+            for (k, v) in super::group::frames(&bytes, slot, seq) {
+                ctx.sink.internal(&g.state_topic, k.as_bytes(), &v, true)?;
+            }
+            if ctx.sink.flush(ctx.drain_timeout).is_err() || ctx.sink.in_flight() > 0 {
+                tracing::warn!(
+                    "the detector's checkpoint is not acknowledged yet; offsets not committed, retrying with the next one"
+                );
+                return Ok(());
+            }
+            (g.seq, g.slot) = (seq, slot);
+            if let (false, Some(n)) = (g.losing, g.next)
+                && self.assigned.contains(&g.classified_tp())
+            {
+                mine.insert(key, n);
+            }
+            self.metrics.checkpoint_bytes.set(bytes.len() as i64);
+            self.last = Some(Box::new(cp));
+        }
+        let tpl = checkpoint::to_tpl(&mine, None)?;
+        if tpl.count() > 0
+            && let Err(e) = consumer.commit(&tpl, rdkafka::consumer::CommitMode::Sync)
+        {
+            tracing::warn!(error = %e, "offset commit failed; retrying with the next checkpoint");
+        }
+        if g.losing {
+            self.lose_detector();
+        }
+        self.metrics
+            .checkpoint_seconds
+            .observe(started.elapsed().as_secs_f64());
+        self.metrics.checkpoints.inc();
+        Ok(())
+    }
+
+    /// Group mode: this member was assigned the classified partition. Its state comes from
+    /// the state topic, read by the rebalance callback (see `ServiceContext::group`).
+    fn become_detector(&mut self, ctx: &ServiceContext) -> anyhow::Result<()> {
+        let restored = ctx
+            .group
+            .as_ref()
+            .and_then(|g| g.restored.lock().ok().and_then(|mut r| r.take()));
+        let Some(g) = self.group.as_mut() else {
+            return Ok(());
+        };
+        let cp = match restored {
+            Some(Restored::Found(cp, slot, seq)) => {
+                (g.slot, g.seq) = (slot, seq);
+                cp
+            }
+            Some(Restored::Failed(e)) => anyhow::bail!(
+                "cannot restore the group's detector state from {}: {e}; pass --reset-state to start fresh",
+                g.state_topic
+            ),
+            Some(Restored::Fresh) | None => g.fresh.clone(),
+        };
+        let positions = self.p.restore((*cp).clone()).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot resume from the state topic {} ({e}); pass --reset-state to start fresh",
+                g.state_topic
+            )
+        })?;
+        g.next = positions
+            .get(&checkpoint::key(&g.classified, 0))
+            .copied();
+        g.forwarded.clear();
+        for (k, o) in &cp.forwarded {
+            if let Some((t, p)) = checkpoint::parse_key(k) {
+                let tp = g.source(t.to_string(), p);
+                g.forwarded.insert(tp, *o);
+            }
+        }
+        g.owner = true;
+        g.losing = false;
+        // Every source partition counted before holds time back until it delivers again.
+        self.wm.reset();
+        let now = self.clock.now_ms();
+        for tp in g.forwarded.keys() {
+            self.wm.observe(tp, 0, now);
+        }
+        self.last = Some(cp);
+        self.metrics.group_detector.set(1);
+        tracing::info!(
+            sources = g.forwarded.len(),
+            position = ?g.next,
+            "counting and detecting for the group"
+        );
+        Ok(())
+    }
+
+    /// Group mode: the classified partition went to another member, after this member's last
+    /// checkpoint as the detector.
+    fn lose_detector(&mut self) {
+        let Some(g) = self.group.as_mut() else {
+            return;
+        };
+        if let Err(e) = self.p.restore((*g.fresh).clone()) {
+            tracing::error!(error = %e, "resetting the pipeline after handing detection over");
+        }
+        g.owner = false;
+        g.losing = false;
+        g.forwarded.clear();
+        g.next = None;
+        self.wm.reset();
+        self.last = Some(g.fresh.clone());
+        self.metrics.group_detector.set(0);
+        tracing::info!("detection handed over to another member");
+    }
+
+    /// Group mode: counts one classified record (the detector), skipping repeats.
+    fn count_forwarded(&mut self, m: Record<'_>, now: i64) {
+        let Some(g) = self.group.as_mut() else {
+            return;
+        };
+        g.next = Some(m.offset() + 1);
+        if !g.owner {
+            return;
+        }
+        let f = match Forwarded::decode(m.payload()) {
+            Ok(f) if f.fp == g.fp => f,
+            Ok(f) => {
+                g.foreign += 1;
+                if g.foreign <= 5 || g.foreign.is_multiple_of(10_000) {
+                    tracing::warn!(fingerprint = %f.fp, expected = %g.fp, skipped = g.foreign, "classified record from a member with another taxonomy or window geometry; skipped (run one configuration per group)");
+                }
+                self.metrics.group_skipped.with_label_values(&["foreign"]).inc();
+                return;
+            }
+            Err(e) => {
+                g.foreign += 1;
+                tracing::warn!(offset = m.offset(), error = %e, "undecodable classified record; skipped");
+                self.metrics.group_skipped.with_label_values(&["foreign"]).inc();
+                return;
+            }
+        };
+        let tp = g.source(f.topic, f.partition);
+        let Some(offset) = f.offset else {
+            // A hold marker: the partition has input on its way.
+            if g.forwarded.contains_key(&tp) {
+                self.wm.touch(&tp, now);
+            } else {
+                self.wm.observe(&tp, 0, now);
+                g.forwarded.insert(tp, 0);
+            }
+            return;
+        };
+        if g.forwarded.get(&tp).is_some_and(|&n| offset < n) {
+            g.repeats += 1;
+            self.metrics.group_skipped.with_label_values(&["repeat"]).inc();
+            return;
+        }
+        g.forwarded.insert(tp.clone(), offset + 1);
+        let Some(c) = f.event else {
+            // A refused record (dead-lettered by the forwarder): its position only.
+            if !self.wm.contains(&tp) {
+                self.wm.observe(&tp, 0, now);
+            } else {
+                self.wm.touch(&tp, now);
+            }
+            return;
+        };
+        self.wm.observe(&tp, c.time, now);
+        let Classified {
+            time,
+            channel,
+            topic,
+            complaint,
+            terms,
+            id,
+            customer,
+            ..
+        } = c;
+        let channel = Channel::ALL
+            .get(usize::from(channel))
+            .copied()
+            .unwrap_or(Channel::Other);
+        self.p.count(
+            EventTime(time),
+            channel,
+            TopicId(topic),
+            complaint,
+            &terms,
+            &id,
+            customer,
+        );
+    }
+
     /// After a revoke: at least once, checkpoint now (the revoked partitions' offsets were
     /// committed as far as this state counted them); exactly once, the transaction was
     /// aborted, so go back to the last checkpoint and re-read from its positions.
@@ -508,26 +830,49 @@ impl Worker {
             return Ok(());
         };
         let ctx = consumer.context();
+        let last = last.clone();
         let positions = self.p.restore(last.clone())?;
         self.outs.clear();
         let tps = checkpoint::to_tps(&positions);
         let mut seeks = Vec::new();
+        let classified = self.group.as_ref().map(GroupState::classified_tp);
         if let Ok(mut o) = ctx.offsets.lock() {
             for tp in &self.assigned {
                 if let Some(at) = tps.get(tp).copied().or_else(|| o.first(tp)) {
-                    seeks.push((tp.clone(), at));
+                    seeks.push((tp.clone(), rdkafka::Offset::Offset(at)));
+                } else if classified.as_ref() == Some(tp) {
+                    // The detector's fresh state: count the classified topic from its start.
+                    seeks.push((tp.clone(), rdkafka::Offset::Beginning));
                 }
             }
             *o = OffsetTracker::default();
         }
-        // The watermark goes back with the state: every assigned partition holds it until it
-        // delivers again.
+        // The watermark goes back with the state: every assigned partition (in the group
+        // mode, every source partition counted) holds it until it delivers again.
         self.wm.reset();
-        for tp in self.assigned.clone() {
-            self.wm.observe(&tp, 0, self.clock.now_ms());
+        let now = self.clock.now_ms();
+        match self.group.as_mut() {
+            Some(g) => {
+                g.next = classified
+                    .as_ref()
+                    .and_then(|tp| tps.get(tp).copied());
+                g.forwarded.clear();
+                for (k, o) in &last.forwarded {
+                    if let Some((t, p)) = checkpoint::parse_key(k) {
+                        let tp = g.source(t.to_string(), p);
+                        self.wm.observe(&tp, 0, now);
+                        g.forwarded.insert(tp, *o);
+                    }
+                }
+            }
+            None => {
+                for tp in self.assigned.clone() {
+                    self.wm.observe(&tp, 0, now);
+                }
+            }
         }
         for (tp, at) in seeks {
-            consumer.seek(&tp.0, tp.1, rdkafka::Offset::Offset(at), ctx.drain_timeout)?;
+            consumer.seek(&tp.0, tp.1, at, ctx.drain_timeout)?;
         }
         self.positions = positions;
         Ok(())
@@ -553,17 +898,35 @@ impl Worker {
         Ok(self.summary.clone())
     }
 
-    fn apply_changes(&mut self, ctx: &ServiceContext) {
+    fn apply_changes(&mut self, ctx: &ServiceContext) -> anyhow::Result<()> {
         if !ctx.changed.load(Ordering::Acquire) || !ctx.changed.swap(false, Ordering::AcqRel) {
-            return;
+            return Ok(());
         }
         let changes = match ctx.changes.lock() {
             Ok(mut c) if !c.is_empty() => std::mem::take(&mut *c),
-            _ => return,
+            _ => return Ok(()),
         };
         let now = self.clock.now_ms();
         for ch in changes {
             match ch {
+                Change::Assigned(tps) if self.group.is_some() => {
+                    for tp in tps {
+                        self.assigned_at.insert(tp.clone(), now);
+                        self.assigned.insert(tp.clone());
+                        let Some(g) = self.group.as_ref() else {
+                            continue;
+                        };
+                        if tp == g.classified_tp() {
+                            self.become_detector(ctx)?;
+                        } else {
+                            // The detector holds time back for this partition until its
+                            // classified events arrive.
+                            let key = checkpoint::key(&tp.0, tp.1);
+                            ctx.sink
+                                .internal(&g.classified, key.as_bytes(), &g.hold(&tp), false)?;
+                        }
+                    }
+                }
                 Change::Assigned(tps) => {
                     for tp in tps {
                         // Holds the watermark until the partition delivers (or is idle at its end).
@@ -584,7 +947,16 @@ impl Worker {
                     }
                     self.current = None;
                     for tp in partitions {
-                        self.wm.remove(&tp);
+                        match self.group.as_mut() {
+                            // The watermark is the detector's, over source partitions: a
+                            // partition this member no longer forwards still counts there.
+                            Some(g) => {
+                                if tp == g.classified_tp() && g.owner {
+                                    g.losing = true;
+                                }
+                            }
+                            None => self.wm.remove(&tp),
+                        }
                         self.assigned.remove(&tp);
                         self.assigned_at.remove(&tp);
                         let part = tp.1.to_string();
@@ -601,6 +973,7 @@ impl Worker {
             .set(self.assigned.len() as i64);
         self.ready
             .store(!self.assigned.is_empty(), Ordering::Relaxed);
+        Ok(())
     }
 
     fn topic(&mut self, name: &str) -> &TopicInfo {
@@ -687,6 +1060,12 @@ impl Worker {
         now: i64,
         offsets: Option<&mut OffsetTracker>,
     ) -> anyhow::Result<()> {
+        if let Some(g) = &self.group
+            && m.topic_bytes() == g.classified.as_bytes()
+        {
+            self.count_forwarded(m, now);
+            return Ok(());
+        }
         let mut cur = self.current(m, offsets);
         let channel_hint = cur.channel;
         let dctx = DecodeContext {
@@ -697,6 +1076,10 @@ impl Worker {
         let payload = m.payload();
         self.summary.messages += 1;
         let bin = match event::decode(payload, &self.limits, &dctx) {
+            Ok(ev) if self.group.is_some() => {
+                self.forward(ctx, m, &ev)?;
+                None
+            }
             Ok(ev) => {
                 let t = ev.event_time.0;
                 cur.run.max_event = Some(match cur.run.max_event {
@@ -722,6 +1105,39 @@ impl Worker {
         Ok(())
     }
 
+    /// Group mode: classifies a valid event and forwards it to the group's detector.
+    fn forward(
+        &mut self,
+        ctx: &ServiceContext,
+        m: Record<'_>,
+        ev: &event::ContactEvent<'_>,
+    ) -> anyhow::Result<()> {
+        let Some(g) = &self.group else {
+            return Ok(());
+        };
+        let customer = self.p.classify(ev);
+        let c = self.p.classification();
+        let rec = Forwarded {
+            fp: g.fp.clone(),
+            topic: m.topic().to_string(),
+            partition: m.partition(),
+            offset: Some(m.offset()),
+            event: Some(Classified {
+                time: ev.event_time.0,
+                channel: ev.channel.index() as u8,
+                topic: c.topic.0,
+                complaint: c.complaint,
+                terms: c.terms.clone(),
+                id: ev.id.to_string(),
+                customer,
+            }),
+        };
+        let key = checkpoint::key(m.topic(), m.partition());
+        ctx.sink
+            .internal(&g.classified, key.as_bytes(), &rec.encode(), false)?;
+        Ok(())
+    }
+
     fn refuse(&mut self, ctx: &ServiceContext, m: Record<'_>, payload: &[u8], e: &DecodeError) {
         self.summary.refused += 1;
         self.metrics.refused(e.reason);
@@ -742,6 +1158,23 @@ impl Worker {
             offset: m.offset(),
             key: m.key(),
         };
+        if let Some(g) = &self.group {
+            // The detector moves the partition's position past it, as the standalone mode does.
+            let rec = Forwarded {
+                fp: g.fp.clone(),
+                topic: m.topic().to_string(),
+                partition: m.partition(),
+                offset: Some(m.offset()),
+                event: None,
+            };
+            let key = checkpoint::key(m.topic(), m.partition());
+            if let Err(err) = ctx
+                .sink
+                .internal(&g.classified, key.as_bytes(), &rec.encode(), false)
+            {
+                tracing::error!(error = %err, "refused record's position not forwarded");
+            }
+        }
         // A dead letter that cannot even be queued (e.g. larger than the producer's
         // message.max.bytes) is lost: say so loudly, but keep consuming.
         if let Err(err) = ctx.sink.dead_letter(payload, e, &from) {
@@ -819,6 +1252,7 @@ impl Worker {
         let now = self.clock.now_ms();
         let positions = kafka::positions(consumer);
         let highs = ctx.highs.lock().map(|h| h.clone()).unwrap_or_default();
+        let mut holds = Vec::new();
         for tp in &self.assigned {
             // Before the first record of a partition, its position is where it was started:
             // the checkpoint's (which may be ahead of the committed offset after a crash).
@@ -835,14 +1269,40 @@ impl Worker {
                         .set(l);
                     // Behind its end: silence is the broker's, not the source's.
                     if l > 0 {
-                        self.wm.touch(tp, now);
+                        holds.push(tp.clone());
                     }
                 }
                 // Offsets not known yet: hold time back for a while after the assignment.
                 None => {
                     let since = self.assigned_at.get(tp).copied().unwrap_or(now);
                     if now - since < UNKNOWN_HOLD_MS {
-                        self.wm.touch(tp, now);
+                        holds.push(tp.clone());
+                    }
+                }
+            }
+        }
+        match &self.group {
+            None => {
+                for tp in &holds {
+                    self.wm.touch(tp, now);
+                }
+            }
+            Some(g) => {
+                for tp in &holds {
+                    if *tp == g.classified_tp() {
+                        // The detector is behind on the classified topic: every source
+                        // partition may have events on their way.
+                        if g.owner {
+                            self.wm.touch_all(now);
+                        }
+                    } else {
+                        let key = checkpoint::key(&tp.0, tp.1);
+                        if let Err(e) =
+                            ctx.sink
+                                .internal(&g.classified, key.as_bytes(), &g.hold(tp), false)
+                        {
+                            tracing::warn!(error = %e, "hold marker not sent");
+                        }
                     }
                 }
             }

@@ -48,6 +48,10 @@ pub enum Delivery {
     Crisis { closed_at: Instant },
     DeadLetter,
     Window,
+    /// Group mode: a classified event (or hold marker) for the group's detector.
+    Forward,
+    /// Group mode: a chunk of the detector's checkpoint.
+    State,
 }
 
 /// A closed window as published to `kafka.windows_topic` (JSON).
@@ -118,6 +122,8 @@ impl ProducerContext for DeliveryContext {
             Delivery::Crisis { .. } => "crisis",
             Delivery::DeadLetter => "dlq",
             Delivery::Window => "windows",
+            Delivery::Forward => "classified",
+            Delivery::State => "state",
         };
         match result {
             Ok(_) => {
@@ -434,6 +440,27 @@ impl KafkaSink {
             .with_label_values(&[err.reason.as_str()])
             .inc();
         Ok(())
+    }
+
+    /// Group mode: sends a record to an internal topic (`<group>.classified`, partition 0, or
+    /// a chunk of a checkpoint to `<group>.state`).
+    pub fn internal(
+        &self,
+        topic: &str,
+        key: &[u8],
+        payload: &[u8],
+        state: bool,
+    ) -> Result<(), SinkError> {
+        let what = if state {
+            Delivery::State
+        } else {
+            Delivery::Forward
+        };
+        let rec = BaseRecord::with_opaque_to(topic, Box::new(what))
+            .partition(0)
+            .key(key)
+            .payload(payload);
+        send(&self.producer, rec, &self.metrics)
     }
 
     /// Waits until every message sent so far is delivered (or `timeout` passes).

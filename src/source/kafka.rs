@@ -197,6 +197,31 @@ pub struct ServiceContext {
     pub after_revoke: std::sync::atomic::AtomicBool,
     /// Where assigned partitions' records go (the consumer loop's batch queue).
     pub routing: Arc<Routing>,
+    /// Group mode (`kafka.mode = "group"`): what the rebalance callback needs to restore the
+    /// detector's state when this member is assigned the classified partition.
+    pub group: Option<GroupContext>,
+}
+
+/// See [`ServiceContext::group`].
+pub struct GroupContext {
+    pub classified: String,
+    pub state_topic: String,
+    pub kafka: KafkaConfig,
+    /// `--reset-state`: ignore the state topic's checkpoints (they are overwritten).
+    pub reset: bool,
+    /// Set by the callback that assigned the classified partition; taken by the loop.
+    pub restored: Mutex<Option<Restored>>,
+}
+
+/// What the state topic held when this member became the group's detector.
+#[derive(Debug)]
+pub enum Restored {
+    /// A checkpoint, with its slot and sequence number; reading resumes at its position.
+    Found(Box<crate::state::Checkpoint>, u8, u64),
+    /// None (or `--reset-state`): fresh state, reading from the partition's start.
+    Fresh,
+    /// The state topic could not be read or its checkpoint not used.
+    Failed(String),
 }
 
 fn tps(tpl: &TopicPartitionList) -> Vec<Tp> {
@@ -245,6 +270,55 @@ impl ServiceContext {
             resume: Mutex::new(HashMap::new()),
             after_revoke: std::sync::atomic::AtomicBool::new(false),
             routing: Arc::new(Routing::default()),
+            group: None,
+        }
+    }
+
+    /// Group mode: when the classified partition is assigned, restores the detector's state
+    /// from the state topic (before fetching starts) and starts the partition at the position
+    /// that state covers. The loop takes the state from `group.restored`.
+    fn restore_group_state(&self, tpl: &mut TopicPartitionList) {
+        let Some(g) = &self.group else {
+            return;
+        };
+        if !tpl
+            .elements()
+            .iter()
+            .any(|e| e.topic() == g.classified && e.partition() == 0)
+        {
+            return;
+        }
+        let restored = if g.reset {
+            tracing::warn!(topic = %g.state_topic, "--reset-state: the group's detector starts fresh; its checkpoints will be overwritten");
+            Restored::Fresh
+        } else {
+            match crate::service::group::read_state_topic(&g.kafka, &g.state_topic, self.drain_timeout.max(Duration::from_secs(30)))
+                .map_err(|e| format!("{e:#}"))
+                .and_then(|s| crate::service::group::newest(s, &g.state_topic).map_err(|e| e.to_string()))
+            {
+                Ok(Some((cp, slot, seq))) => Restored::Found(Box::new(cp), slot, seq),
+                Ok(None) => Restored::Fresh,
+                Err(e) => Restored::Failed(e),
+            }
+        };
+        let from = match &restored {
+            Restored::Found(cp, _, seq) => {
+                let key = crate::service::checkpoint::key(&g.classified, 0);
+                let at = cp.positions.get(&key).copied();
+                tracing::info!(topic = %g.state_topic, seq, position = ?at, "this member is the group's detector: state restored");
+                at.map_or(Offset::Beginning, Offset::Offset)
+            }
+            Restored::Fresh => {
+                tracing::info!(topic = %g.state_topic, "this member is the group's detector: no checkpoint, counting the classified topic from its start");
+                Offset::Beginning
+            }
+            Restored::Failed(_) => Offset::Beginning,
+        };
+        if let Err(e) = tpl.set_partition_offset(&g.classified, 0, from) {
+            tracing::warn!(error = %e, "cannot set the classified partition's start");
+        }
+        if let Ok(mut r) = g.restored.lock() {
+            *r = Some(restored);
         }
     }
 
@@ -317,6 +391,7 @@ impl ConsumerContext for ServiceContext {
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 self.resume_positions(consumer, tpl);
+                self.restore_group_state(tpl);
                 // Before the assignment starts fetching (see `batch`).
                 self.routing.route(tpl);
                 let r = if cooperative {
@@ -477,12 +552,17 @@ pub fn consumer(
     // A wait for records (see `batch`) ends when an event arrives for `poll`.
     let routing = consumer.context().routing.clone();
     consumer.set_nonempty_callback(move || routing.wake());
-    let topics: Vec<&str> = k.topics.iter().map(String::as_str).collect();
+    let classified = k.classified_topic();
+    let mut topics: Vec<&str> = k.topics.iter().map(String::as_str).collect();
+    if k.mode == crate::source::kafka_config::GroupMode::Group {
+        topics.push(&classified);
+    }
     consumer.subscribe(&topics)?;
     tracing::info!(
         brokers = %k.brokers,
         group = %k.group_id,
-        topics = ?k.topics,
+        topics = ?topics,
+        mode = k.mode.as_str(),
         properties = ?k.redacted_properties(),
         "subscribed"
     );

@@ -70,6 +70,39 @@ pub struct KafkaConfig {
     /// instance and unique per instance (default: `crisis-pulse-<group_id>`).
     #[serde(default)]
     pub transactional_id: Option<String>,
+    /// How several instances of one group share the work: `standalone` (default; each
+    /// instance windows and detects on the partitions it is assigned, with its own state) or
+    /// `group` (every instance decodes and classifies its partitions and forwards the result
+    /// to one internal topic; the one member that owns it counts and detects for the whole
+    /// group, its state kept in a compacted Kafka topic, so it moves with the partition).
+    #[serde(default)]
+    pub mode: GroupMode,
+    /// Group mode: the internal topic of classified events (one partition). Default:
+    /// `<group_id>.classified`.
+    #[serde(default)]
+    pub classified_topic: Option<String>,
+    /// Group mode: the compacted topic holding the detector's checkpoints. Default:
+    /// `<group_id>.state`.
+    #[serde(default)]
+    pub state_topic: Option<String>,
+}
+
+/// `kafka.mode`
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GroupMode {
+    #[default]
+    Standalone,
+    Group,
+}
+
+impl GroupMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupMode::Standalone => "standalone",
+            GroupMode::Group => "group",
+        }
+    }
 }
 
 /// `kafka.delivery`
@@ -135,6 +168,9 @@ impl Default for KafkaConfig {
             ce_source: default_ce_source(),
             delivery: Delivery::default(),
             transactional_id: None,
+            mode: GroupMode::default(),
+            classified_topic: None,
+            state_topic: None,
         }
     }
 }
@@ -181,6 +217,12 @@ impl KafkaConfig {
         if self.commit_interval.as_millis() <= 0 {
             bad("kafka.commit_interval".into(), "must be positive".into());
         }
+        if self.mode == GroupMode::Group && self.delivery == Delivery::ExactlyOnce {
+            bad(
+                "kafka.mode".into(),
+                "the group mode runs at least once for now; kafka.delivery = \"exactly-once\" needs kafka.mode = \"standalone\"".into(),
+            );
+        }
         out
     }
 
@@ -211,6 +253,13 @@ impl KafkaConfig {
                     }
                 },
                 "TRANSACTIONAL_ID" => self.transactional_id = Some(v),
+                "MODE" => match v.as_str() {
+                    "standalone" => self.mode = GroupMode::Standalone,
+                    "group" => self.mode = GroupMode::Group,
+                    _ => {
+                        tracing::warn!(value = %v, "CRISIS_PULSE_KAFKA_MODE must be standalone or group; ignored")
+                    }
+                },
                 _ => {
                     if let Some(prop) = name.strip_prefix("PROP_") {
                         let key = prop.to_ascii_lowercase().replace('_', ".");
@@ -230,6 +279,20 @@ impl KafkaConfig {
                 (k.as_str(), shown)
             })
             .collect()
+    }
+
+    /// Group mode's internal topic of classified events.
+    pub fn classified_topic(&self) -> String {
+        self.classified_topic
+            .clone()
+            .unwrap_or_else(|| format!("{}.classified", self.group_id))
+    }
+
+    /// Group mode's compacted topic of detector checkpoints.
+    pub fn state_topic(&self) -> String {
+        self.state_topic
+            .clone()
+            .unwrap_or_else(|| format!("{}.state", self.group_id))
     }
 
     /// The exactly-once producer's `transactional.id`.

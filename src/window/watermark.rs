@@ -64,6 +64,18 @@ impl<K: Eq + Hash + Clone> Watermarks<K> {
         }
     }
 
+    /// Whether `input` is tracked.
+    pub fn contains(&self, input: &K) -> bool {
+        self.inputs.contains_key(input)
+    }
+
+    /// Marks every input as alive (e.g. the reader is behind on a log that carries them all).
+    pub fn touch_all(&mut self, now_ms: i64) {
+        for i in self.inputs.values_mut() {
+            i.last_seen_ms = now_ms;
+        }
+    }
+
     /// Forgets an input (partition revoked).
     pub fn remove(&mut self, input: &K) {
         self.inputs.remove(input);
