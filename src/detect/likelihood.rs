@@ -117,6 +117,58 @@ impl OnsetLikelihood {
     }
 }
 
+
+/// Surprise levels (`-log10 p`) whose exceedances [`TailCalibration`] counts: 2, 3, ..., 9.
+const TAIL_FIRST: i32 = 2;
+const TAIL_LEVELS: usize = 8;
+
+/// How much more often than its model admits a series reaches a given surprise (1.5).
+///
+/// A calibrated model reaches `-log10 p >= L` in a fraction `10^-L` of windows. Tweets about a
+/// company reach 6 every other day: bursts that the negative binomial, fitted to the bulk,
+/// calls one-in-a-million. Decayed counts of the windows at or above each level give the
+/// series' own excess rate there, and `onset_score` is judged on the surprise minus its log:
+/// a series marks an onset only where it is rare *for this series*, by exactly as much as it
+/// has shown. Unlike the onset likelihood (mean and variance of the surprise, dominated by the
+/// bulk) this looks at the tail itself.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TailCalibration {
+    /// Decayed number of windows learned.
+    n: f64,
+    /// Decayed number of those at or above each level.
+    exceed: [f64; TAIL_LEVELS],
+}
+
+impl TailCalibration {
+    /// `log10` of the excess rate at the level of surprise `s` (whole levels, 9 and above
+    /// share the top one): 0 where the series has not been more surprising than its model
+    /// says. `pseudo` windows' worth of a calibrated model is added to both the seen and the
+    /// expected count, so an excess needs more than a lone burst early in the series' life.
+    pub fn excess(&self, s: f64, pseudo: f64) -> f64 {
+        if !s.is_finite() || s < f64::from(TAIL_FIRST) {
+            return 0.0;
+        }
+        let top = TAIL_FIRST + TAIL_LEVELS as i32 - 1;
+        let level = (s.floor() as i32).clamp(TAIL_FIRST, top);
+        let seen = self.exceed[(level - TAIL_FIRST) as usize];
+        let expected = self.n * 10f64.powi(-level);
+        let k = (seen + pseudo) / (expected + pseudo);
+        if k.is_finite() { k.max(1.0).log10() } else { 0.0 }
+    }
+
+    /// Learns one window's surprise `s`; older windows weigh `decay` less per window.
+    pub fn learn(&mut self, s: f64, decay: f64) {
+        let decay = if decay.is_finite() { decay.clamp(0.0, 1.0) } else { 1.0 };
+        self.n = self.n * decay + 1.0;
+        for (i, c) in self.exceed.iter_mut().enumerate() {
+            *c *= decay;
+            if s >= f64::from(TAIL_FIRST + i as i32) {
+                *c += 1.0;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,5 +186,25 @@ mod tests {
         );
         assert!(c > 0.99 && b < c, "calm {c}, bursty {b}");
         assert_eq!(OnsetLikelihood::default().step(f64::NAN, 0.2, 0.01), 0.0);
+    }
+
+    #[test]
+    fn a_series_that_bursts_often_has_a_heavier_tail_than_a_calm_one() {
+        let (mut calm, mut bursty) = (TailCalibration::default(), TailCalibration::default());
+        let decay = 0.5f64.powf(1.0 / 4032.0);
+        for i in 0..4000 {
+            calm.learn(0.4, decay);
+            // A surprise of 7 every other day of 5-minute windows: one in 576 windows.
+            bursty.learn(if i % 576 == 0 { 7.0 } else { 0.4 }, decay);
+        }
+        assert_eq!(calm.excess(7.5, 0.01), 0.0);
+        // Seven such windows where a calibrated model expects 4e-4: about 2.8 orders of
+        // magnitude (shrunk by the pseudo-count).
+        let b = bursty.excess(7.5, 0.01);
+        assert!(b > 2.5 && b < 3.0, "{b}");
+        // Above anything it has shown, the series is judged by its top level seen (none).
+        assert_eq!(bursty.excess(12.0, 0.01), 0.0);
+        assert_eq!(bursty.excess(1.0, 0.01), 0.0);
+        assert_eq!(bursty.excess(f64::NAN, 0.01), 0.0);
     }
 }

@@ -4,8 +4,9 @@
 //! for counts (Student-t on the standardised residual for continuous values), a scan over the
 //! last 2/4/8 windows for counts too sparse to be significant one window at a time, a CUSUM for
 //! slow ramps, minimum-count and minimum-ratio guards, a lifecycle with hysteresis and cooldown,
-//! and an onset score (for NAB-style consumers) weighted by an HTM-style likelihood of the
-//! series' recent surprise, marking at most one onset a day per series.
+//! and an onset score (for NAB-style consumers) on the surprise less the series' own excess of
+//! extreme surprises, weighted by an HTM-style likelihood of the series' recent surprise,
+//! marking at most one onset a day per series.
 //! Across series: Benjamini-Hochberg false-discovery-rate control each window.
 //! See `docs/detection.md` for the model and its measured quality.
 
@@ -22,16 +23,22 @@ pub use config::{DetectConfig, Params, Sensitivity};
 use series::{Observation, SeriesDetector};
 
 /// Goes into every crisis event; bump it when scores or lifecycle rules change.
-pub const DETECTOR_VERSION: &str = "cp-detect-1.4";
+pub const DETECTOR_VERSION: &str = "cp-detect-1.5";
 
 /// Older detectors whose checkpoints this one restores: their learned state (baselines,
 /// dispersion, open crises) means the same here, and what was added since starts from its
 /// default (1.2 added the onset likelihood and the one-onset-a-day quiet period, both
 /// scoring memory; 1.3 the scan's per-window level and dispersion, refilled from the current
-/// ones, and the watch run's start; 1.4 only scores differently, from the same learned state).
+/// ones, and the watch run's start; 1.4 only scores differently, from the same learned state;
+/// 1.5 added each series' tail calibration, which starts empty, i.e. calibrated).
 /// A checkpoint of any other detector is refused with `StateError::DetectorChanged` and needs
 /// `--reset-state`.
-pub const RESTORES_FROM: &[&str] = &["cp-detect-1.3", "cp-detect-1.2", "cp-detect-1.1"];
+pub const RESTORES_FROM: &[&str] = &[
+    "cp-detect-1.4",
+    "cp-detect-1.3",
+    "cp-detect-1.2",
+    "cp-detect-1.1",
+];
 
 /// Where a series stands after a window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

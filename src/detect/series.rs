@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::config::Params;
-use super::likelihood::{Likelihood, OnsetLikelihood};
+use super::likelihood::{Likelihood, OnsetLikelihood, TailCalibration};
 use super::scan::{Scan, ScanResult};
 use super::stats::{nb_lower, nb_upper, t_upper};
 use super::{Assessment, Evidence, EvidenceTest, SeriesState, Transition};
@@ -76,6 +76,10 @@ pub struct SeriesDetector {
     /// Start of the current run of warm windows in watch (p < calm_p), if any.
     #[serde(default)]
     watch_start_ms: Option<i64>,
+    /// This series' own rate of extreme surprises (1.5; absent from older checkpoints: starts
+    /// empty, i.e. calibrated).
+    #[serde(default)]
+    tail: TailCalibration,
 }
 
 impl SeriesDetector {
@@ -100,6 +104,7 @@ impl SeriesDetector {
             onset_quiet: 0,
             onset_lik: OnsetLikelihood::default(),
             watch_start_ms: None,
+            tail: TailCalibration::default(),
         }
     }
 
@@ -335,12 +340,24 @@ impl SeriesDetector {
                 };
             }
         }
-        // Onset marking: the score, weighted by how unusual the recent surprise is for this
+        // Onset marking: the score with the series' own excess of extreme surprises taken out
+        // (1.5, see `TailCalibration`), weighted by how unusual the recent surprise is for this
         // series (a bursty series is surprising often; its onsets must be rarer still).
+        let excess = self.tail.excess(e_raw, TAIL_PSEUDO_WINDOWS);
+        if o.warm {
+            let decay = 0.5f64.powf(self.baseline.window_ms() as f64 / TAIL_HALF_LIFE_MS);
+            self.tail.learn(e_raw.min(50.0), decay);
+        }
+        let e_onset = (e - excess).max(0.0);
+        let onset_base = if o.warm {
+            e_onset / (e_onset + e_open)
+        } else {
+            0.0
+        };
         let lik = self
             .onset_lik
             .step(e_raw, p.onset_short_alpha, p.onset_long_alpha);
-        let mut onset_score = score * lik;
+        let mut onset_score = onset_base * lik;
         // One onset a day per series at most (see `Params::onset_quiet_windows`); a quarter of
         // that for continuous values (1.4). The day was measured on bursty counts, whose next
         // spike within hours is the same story; a measured quantity (a road's speed) has
@@ -502,6 +519,12 @@ impl SeriesDetector {
 /// Continuous values are quiet after a marked onset for this fraction (1/4: six hours) of the
 /// counts' quiet day.
 const CONTINUOUS_QUIET_DIVISOR: u32 = 4;
+
+/// [`TailCalibration`]: a calibrated model's worth of this many windows is added to what a
+/// series has shown, and what it has shown halves in two weeks (the onset likelihood's
+/// memory). On NAB the gain is flat from 0.003 to 0.1 windows and from 7 to 28 days.
+const TAIL_PSEUDO_WINDOWS: f64 = 0.01;
+const TAIL_HALF_LIFE_MS: f64 = 14.0 * 24.0 * 3_600_000.0;
 
 /// One-sided standard-normal quantile for `p` (the `upper` bound in standard deviations).
 fn upper_z(p: f64) -> f64 {

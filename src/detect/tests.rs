@@ -200,3 +200,27 @@ fn continuous_onsets_are_quiet_for_hours_counts_for_a_day() {
     assert_eq!(onsets(64.5, 20.0), 2, "continuous values");
     assert_eq!(onsets(0.0, 30.0), 1, "sparse counts");
 }
+
+/// 1.5: a series that bursts every other day has shown that its bursts are not rare. The same
+/// burst that marks an onset on a series that never burst does not mark one there, while the
+/// crisis lifecycle (`score`) still sees it.
+#[test]
+fn a_burst_is_an_onset_on_a_calm_series_but_not_on_one_that_bursts_every_other_day() {
+    // Four weeks of about 4 a window; the bursty series has a burst of 17 every other day
+    // (576 windows), the calm one only the last.
+    let last = (8064 / 576 - 1) * 576 + 300;
+    let run = |bursty: bool| {
+        let mut d = Detector::new(&DetectConfig::default(), 300_000);
+        let mut out = Vec::new();
+        for w in 0..=last {
+            let burst = w == last || (bursty && w % 576 == 300);
+            let x = if burst { 17.0 } else { (3 + w % 3) as f64 };
+            d.assess(w * 300_000, &[x], &mut out);
+        }
+        out[0]
+    };
+    let (calm, bursty) = (run(false), run(true));
+    assert!(calm.onset_score >= 0.5, "calm: {calm:?}");
+    assert!(bursty.onset_score < 0.5, "bursty: {bursty:?}");
+    assert!(bursty.score >= 0.5, "the lifecycle still sees it: {bursty:?}");
+}
