@@ -838,7 +838,13 @@ impl Worker {
         let classified = self.group.as_ref().map(GroupState::classified_tp);
         if let Ok(mut o) = ctx.offsets.lock() {
             for tp in &self.assigned {
-                if let Some(at) = tps.get(tp).copied().or_else(|| o.first(tp)) {
+                if classified.as_ref() == Some(tp)
+                    && let Some(&at) = tps.get(tp)
+                {
+                    // See `RESUME_MARGIN`: what is read again is skipped by source offset.
+                    let from = (at - super::group::RESUME_MARGIN).max(0);
+                    seeks.push((tp.clone(), rdkafka::Offset::Offset(from)));
+                } else if let Some(at) = tps.get(tp).copied().or_else(|| o.first(tp)) {
                     seeks.push((tp.clone(), rdkafka::Offset::Offset(at)));
                 } else if classified.as_ref() == Some(tp) {
                     // The detector's fresh state: count the classified topic from its start.

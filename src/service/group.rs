@@ -27,6 +27,13 @@ use crate::sink::kafka::{Role, client_config};
 use crate::source::kafka_config::KafkaConfig;
 use crate::state::{self, Checkpoint};
 
+/// How far before its checkpoint's position a new detector starts reading the classified
+/// topic. What it re-reads is skipped by source offset (every record before the position was
+/// counted), so this costs a fraction of a second; it makes the resume immune to brokers that
+/// answer a fetch starting inside a stored batch from the next batch (tansu 0.6.0, measured:
+/// a resume lost the rest of that batch, 326 events in one run of the kill -9 test).
+pub const RESUME_MARGIN: i64 = 100_000;
+
 /// Largest checkpoint chunk: well under the 1 MB `max.message.bytes` brokers default to.
 pub const CHUNK: usize = 256 * 1024;
 
