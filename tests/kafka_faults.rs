@@ -98,7 +98,8 @@ impl StateTail {
         }
         if changed {
             let stored = crisis_pulse::service::group::assemble(&self.latest);
-            if let Ok(Some((cp, _, seq))) = crisis_pulse::service::group::newest(stored, &self.topic)
+            if let Ok(Some((cp, _, seq))) =
+                crisis_pulse::service::group::newest(stored, &self.topic)
             {
                 self.newest = Some((seq, cp));
             }
@@ -115,10 +116,8 @@ impl Deployment {
             return newest(&self.state());
         }
         let mut tail = self.tail.borrow_mut();
-        tail.get_or_insert_with(|| {
-            StateTail::new(&self.brokers, &format!("{}.state", self.group))
-        })
-        .poll()
+        tail.get_or_insert_with(|| StateTail::new(&self.brokers, &format!("{}.state", self.group)))
+            .poll()
     }
 
     fn state(&self) -> PathBuf {
@@ -344,6 +343,7 @@ fn run_with_faults(
     end: i64,
     faults: usize,
     rng: &mut SmallRng,
+    started: impl FnOnce(),
     mut fault: impl FnMut(&mut Child, usize) -> bool,
 ) -> (Checkpoint, Vec<i64>) {
     let mut at_fault = Vec::new();
@@ -353,6 +353,7 @@ fn run_with_faults(
     let seq_now = || d.newest().map_or(0, |(seq, _)| seq);
     let mut floor = seq_now();
     let mut child = d.spawn(run);
+    started();
     for i in 0..faults {
         // Progress first: a checkpoint of this run that covers more input than at the last
         // fault, or all of it (the service may finish the backlog between a fault's snapshot
@@ -387,7 +388,10 @@ fn run_with_faults(
         run,
         &mut child,
         Duration::from_secs(300),
-        || d.newest().is_some_and(|(seq, cp)| seq > floor && consumed(&cp) >= total),
+        || {
+            d.newest()
+                .is_some_and(|(seq, cp)| seq > floor && consumed(&cp) >= total)
+        },
     );
     // Wait until the watermark has passed the end of the data (idle partitions stop holding
     // it back; one whose offsets are not known yet holds it for up to a minute after its
@@ -466,7 +470,7 @@ fn kill_9_then_session_expiry(child: &mut Child, i: usize) -> bool {
 /// No fault: the uninterrupted reference run.
 fn run_clean(d: &Deployment, total: i64, end: i64) -> Checkpoint {
     let mut rng = SmallRng::seed_from_u64(0);
-    run_with_faults(d, total, end, 0, &mut rng, kill_9).0
+    run_with_faults(d, total, end, 0, &mut rng, || {}, kill_9).0
 }
 
 fn seeded() -> SmallRng {
@@ -661,12 +665,24 @@ impl Trial {
         mid_stream: usize,
         fault: impl FnMut(&mut Child, usize) -> bool,
     ) -> (Checkpoint, Vec<i64>) {
+        self.run_after(faults, mid_stream, || {}, fault)
+    }
+
+    /// `run`, calling `started` once the first run of the service is spawned.
+    fn run_after(
+        &self,
+        faults: usize,
+        mid_stream: usize,
+        started: impl FnOnce(),
+        fault: impl FnMut(&mut Child, usize) -> bool,
+    ) -> (Checkpoint, Vec<i64>) {
         let (cp, at_fault) = run_with_faults(
             &self.faulty,
             self.total,
             self.end,
             faults,
             &mut seeded(),
+            started,
             fault,
         );
         self.assert_mid_stream(&at_fault, mid_stream);
@@ -792,7 +808,15 @@ fn compare(
 async fn kill_9_under_load_loses_nothing_at_least_once() {
     let _serial = serial();
     let brokers = require_broker();
-    let t = Trial::new("kill", &brokers, None, None, (2, 3.0), ("at-least-once", "standalone")).await;
+    let t = Trial::new(
+        "kill",
+        &brokers,
+        None,
+        None,
+        (2, 3.0),
+        ("at-least-once", "standalone"),
+    )
+    .await;
     // At least one kill mid-stream: a restart that reads the rest of the backlog before the
     // next kill is a fast service, not a failure (measured once: kills after 35,068 then
     // three times at the end, 57,330).
@@ -816,7 +840,15 @@ async fn kill_9_under_load_in_the_exactly_once_mode() {
     let _serial = serial();
     let mock = Mock::new(1).expect("mock cluster");
     let brokers = mock.bootstrap_servers();
-    let t = Trial::new("eos", &brokers, Some(&mock), None, (2, 3.0), ("exactly-once", "standalone")).await;
+    let t = Trial::new(
+        "eos",
+        &brokers,
+        Some(&mock),
+        None,
+        (2, 3.0),
+        ("exactly-once", "standalone"),
+    )
+    .await;
     let (cp, at_kill) = t.run(KILLS, 2, kill_9);
     for run in 0..=KILLS {
         let log = std::fs::read_to_string(t.faulty.log(run)).unwrap_or_default();
@@ -1028,21 +1060,32 @@ async fn group_mode_rebalance_counts_as_one_instance() {
     .await;
     let d = &t.faulty;
     let b_run = 99;
-    let (cp, at_join) = t.run(1, 1, |_, _| {
-        let mut b = d.spawn_with_state(b_run, &d.dir.path().join("state-b"));
-        wait_for(
-            "instance B to forward records",
-            d,
-            b_run,
-            &mut b,
-            Duration::from_secs(180),
-            || consumed_by(&d.log(b_run)) > 0,
-        );
-        std::thread::sleep(Duration::from_millis(seeded().random_range(0..1000)));
-        let exit = sigterm(&mut b, Duration::from_secs(60)).expect("B exits after SIGTERM");
-        assert!(exit.success(), "B: exit {exit}:\n{}", d.tail(b_run));
-        false
-    });
+    // B starts as soon as A does and joins while A is consuming; once A's checkpoints show
+    // progress and B has forwarded records of its own, B leaves.
+    let b = std::cell::RefCell::new(None::<Child>);
+    let (cp, at_leave) = t.run_after(
+        1,
+        1,
+        || {
+            std::thread::sleep(Duration::from_millis(seeded().random_range(0..1000)));
+            *b.borrow_mut() = Some(d.spawn_with_state(b_run, &d.dir.path().join("state-b")));
+        },
+        |_, _| {
+            let mut guard = b.borrow_mut();
+            let b = guard.as_mut().expect("B started");
+            wait_for(
+                "instance B to forward records",
+                d,
+                b_run,
+                b,
+                Duration::from_secs(180),
+                || consumed_by(&d.log(b_run)) > 0,
+            );
+            let exit = sigterm(b, Duration::from_secs(60)).expect("B exits after SIGTERM");
+            assert!(exit.success(), "B: exit {exit}:\n{}", d.tail(b_run));
+            false
+        },
+    );
     let log_b = std::fs::read_to_string(d.log(b_run)).unwrap_or_default();
     let forwarded_by_b: u64 = log_b
         .lines()
@@ -1055,7 +1098,7 @@ async fn group_mode_rebalance_counts_as_one_instance() {
         "B consumed records while it was in the group:\n{}",
         d.tail(b_run)
     );
-    t.verify(&cp, "group mode, rebalance", &at_join, None);
+    t.verify(&cp, "group mode, rebalance", &at_leave, None);
     eprintln!("group mode rebalance: B forwarded {forwarded_by_b} records before it left");
 }
 

@@ -117,7 +117,6 @@ impl OnsetLikelihood {
     }
 }
 
-
 /// Surprise levels (`-log10 p`) whose exceedances [`TailCalibration`] counts: 2, 3, ..., 9.
 const TAIL_FIRST: i32 = 2;
 const TAIL_LEVELS: usize = 8;
@@ -153,12 +152,20 @@ impl TailCalibration {
         let seen = self.exceed[(level - TAIL_FIRST) as usize];
         let expected = self.n * 10f64.powi(-level);
         let k = (seen + pseudo) / (expected + pseudo);
-        if k.is_finite() { k.max(1.0).log10() } else { 0.0 }
+        if k.is_finite() {
+            k.max(1.0).log10()
+        } else {
+            0.0
+        }
     }
 
     /// Learns one window's surprise `s`; older windows weigh `decay` less per window.
     pub fn learn(&mut self, s: f64, decay: f64) {
-        let decay = if decay.is_finite() { decay.clamp(0.0, 1.0) } else { 1.0 };
+        let decay = if decay.is_finite() {
+            decay.clamp(0.0, 1.0)
+        } else {
+            1.0
+        };
         self.n = self.n * decay + 1.0;
         for (i, c) in self.exceed.iter_mut().enumerate() {
             *c *= decay;

@@ -222,5 +222,8 @@ fn a_burst_is_an_onset_on_a_calm_series_but_not_on_one_that_bursts_every_other_d
     let (calm, bursty) = (run(false), run(true));
     assert!(calm.onset_score >= 0.5, "calm: {calm:?}");
     assert!(bursty.onset_score < 0.5, "bursty: {bursty:?}");
-    assert!(bursty.score >= 0.5, "the lifecycle still sees it: {bursty:?}");
+    assert!(
+        bursty.score >= 0.5,
+        "the lifecycle still sees it: {bursty:?}"
+    );
 }

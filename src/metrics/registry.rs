@@ -31,9 +31,11 @@ const LATENCY_BUCKETS: [f64; 16] = [
 ];
 
 /// Kafka deliveries can fail for these outputs (the `output` label).
-pub const DELIVERY_OUTPUTS: [&str; 3] = ["crisis", "dlq", "windows"];
+pub const DELIVERY_OUTPUTS: [&str; 5] = ["crisis", "dlq", "windows", "classified", "state"];
 /// Kinds of consumer-group rebalance (the `kind` label).
 pub const REBALANCE_KINDS: [&str; 2] = ["assign", "revoke"];
+/// Label values of `crisis_pulse_group_skipped_total`.
+pub const GROUP_SKIPPED: [&str; 2] = ["repeat", "foreign"];
 
 struct Builder {
     registry: Registry,
@@ -253,6 +255,9 @@ impl Metrics {
         }
         for k in REBALANCE_KINDS {
             m.rebalances.with_label_values(&[k]);
+        }
+        for r in GROUP_SKIPPED {
+            m.group_skipped.with_label_values(&[r]);
         }
         m
     }

@@ -273,8 +273,8 @@ impl Worker {
             tracing::info!(dir = %dir.display(), delivery = cfg.kafka.delivery.as_str(), partitions = positions.len(), "durable state enabled");
         }
         let size_ms = cfg.window.size.as_millis();
-        let last = (state_dir.is_some() || group_mode)
-            .then(|| Box::new(p.checkpoint(positions.clone())));
+        let last =
+            (state_dir.is_some() || group_mode).then(|| Box::new(p.checkpoint(positions.clone())));
         Ok(Worker {
             kafka: cfg.kafka.clone(),
             consumer: Some(consumer),
@@ -676,9 +676,7 @@ impl Worker {
                 g.state_topic
             )
         })?;
-        g.next = positions
-            .get(&checkpoint::key(&g.classified, 0))
-            .copied();
+        g.next = positions.get(&checkpoint::key(&g.classified, 0)).copied();
         g.forwarded.clear();
         for (k, o) in &cp.forwarded {
             if let Some((t, p)) = checkpoint::parse_key(k) {
@@ -739,30 +737,39 @@ impl Worker {
                 if g.foreign <= 5 || g.foreign.is_multiple_of(10_000) {
                     tracing::warn!(fingerprint = %f.fp, expected = %g.fp, skipped = g.foreign, "classified record from a member with another taxonomy or window geometry; skipped (run one configuration per group)");
                 }
-                self.metrics.group_skipped.with_label_values(&["foreign"]).inc();
+                self.metrics
+                    .group_skipped
+                    .with_label_values(&["foreign"])
+                    .inc();
                 return;
             }
             Err(e) => {
                 g.foreign += 1;
                 tracing::warn!(offset = m.offset(), error = %e, "undecodable classified record; skipped");
-                self.metrics.group_skipped.with_label_values(&["foreign"]).inc();
+                self.metrics
+                    .group_skipped
+                    .with_label_values(&["foreign"])
+                    .inc();
                 return;
             }
         };
         let tp = g.source(f.topic, f.partition);
         let Some(offset) = f.offset else {
             // A hold marker: the partition has input on its way.
-            if g.forwarded.contains_key(&tp) {
-                self.wm.touch(&tp, now);
-            } else {
+            if let std::collections::hash_map::Entry::Vacant(e) = g.forwarded.entry(tp.clone()) {
                 self.wm.observe(&tp, 0, now);
-                g.forwarded.insert(tp, 0);
+                e.insert(0);
+            } else {
+                self.wm.touch(&tp, now);
             }
             return;
         };
         if g.forwarded.get(&tp).is_some_and(|&n| offset < n) {
             g.repeats += 1;
-            self.metrics.group_skipped.with_label_values(&["repeat"]).inc();
+            self.metrics
+                .group_skipped
+                .with_label_values(&["repeat"])
+                .inc();
             return;
         }
         g.forwarded.insert(tp.clone(), offset + 1);
@@ -859,9 +866,7 @@ impl Worker {
         let now = self.clock.now_ms();
         match self.group.as_mut() {
             Some(g) => {
-                g.next = classified
-                    .as_ref()
-                    .and_then(|tp| tps.get(tp).copied());
+                g.next = classified.as_ref().and_then(|tp| tps.get(tp).copied());
                 g.forwarded.clear();
                 for (k, o) in &last.forwarded {
                     if let Some((t, p)) = checkpoint::parse_key(k) {
@@ -928,8 +933,12 @@ impl Worker {
                             // The detector holds time back for this partition until its
                             // classified events arrive.
                             let key = checkpoint::key(&tp.0, tp.1);
-                            ctx.sink
-                                .internal(&g.classified, key.as_bytes(), &g.hold(&tp), false)?;
+                            ctx.sink.internal(
+                                &g.classified,
+                                key.as_bytes(),
+                                &g.hold(&tp),
+                                false,
+                            )?;
                         }
                     }
                 }

@@ -152,14 +152,20 @@ pub fn assemble(latest: &BTreeMap<String, Vec<u8>>) -> Vec<Stored> {
     let mut out = Vec::new();
     for (slot, mut chunks) in slots {
         // The chunk 0 names the checkpoint the slot holds: the newest one written there.
-        let Some(first) = chunks.iter().find(|(h, _)| h.index == 0).map(|(h, _)| h.clone())
+        let Some(first) = chunks
+            .iter()
+            .find(|(h, _)| h.index == 0)
+            .map(|(h, _)| h.clone())
         else {
             continue;
         };
         chunks.retain(|(h, _)| h.seq == first.seq && h.count == first.count);
         chunks.sort_by_key(|(h, _)| h.index);
         let complete = chunks.len() == first.count as usize
-            && chunks.iter().enumerate().all(|(i, (h, _))| h.index == i as u32);
+            && chunks
+                .iter()
+                .enumerate()
+                .all(|(i, (h, _))| h.index == i as u32);
         if complete {
             out.push(Stored {
                 slot,
@@ -168,7 +174,7 @@ pub fn assemble(latest: &BTreeMap<String, Vec<u8>>) -> Vec<Stored> {
             });
         }
     }
-    out.sort_by(|a, b| b.seq.cmp(&a.seq));
+    out.sort_by_key(|s| std::cmp::Reverse(s.seq));
     out
 }
 
@@ -220,7 +226,10 @@ pub fn read_state_topic(
 /// The newest decodable checkpoint of the state topic, with its slot and sequence number. A
 /// checkpoint that does not decode (corrupt, or from a newer build) is an error unless an
 /// older one decodes, as with a state directory.
-pub fn newest(stored: Vec<Stored>, topic: &str) -> Result<Option<(Checkpoint, u8, u64)>, state::StateError> {
+pub fn newest(
+    stored: Vec<Stored>,
+    topic: &str,
+) -> Result<Option<(Checkpoint, u8, u64)>, state::StateError> {
     let path = std::path::PathBuf::from(format!("kafka:{topic}"));
     let mut first_err = None;
     for s in stored {

@@ -45,7 +45,9 @@ pub enum SinkError {
 
 /// What a delivery report belongs to.
 pub enum Delivery {
-    Crisis { closed_at: Instant },
+    Crisis {
+        closed_at: Instant,
+    },
     DeadLetter,
     Window,
     /// Group mode: a classified event (or hold marker) for the group's detector.

@@ -292,10 +292,15 @@ impl ServiceContext {
             tracing::warn!(topic = %g.state_topic, "--reset-state: the group's detector starts fresh; its checkpoints will be overwritten");
             Restored::Fresh
         } else {
-            match crate::service::group::read_state_topic(&g.kafka, &g.state_topic, self.drain_timeout.max(Duration::from_secs(30)))
-                .map_err(|e| format!("{e:#}"))
-                .and_then(|s| crate::service::group::newest(s, &g.state_topic).map_err(|e| e.to_string()))
-            {
+            match crate::service::group::read_state_topic(
+                &g.kafka,
+                &g.state_topic,
+                self.drain_timeout.max(Duration::from_secs(30)),
+            )
+            .map_err(|e| format!("{e:#}"))
+            .and_then(|s| {
+                crate::service::group::newest(s, &g.state_topic).map_err(|e| e.to_string())
+            }) {
                 Ok(Some((cp, slot, seq))) => Restored::Found(Box::new(cp), slot, seq),
                 Ok(None) => Restored::Fresh,
                 Err(e) => Restored::Failed(e),
