@@ -334,6 +334,23 @@ mod tests {
     }
 
     #[test]
+    fn group_mode_from_env_and_its_topics() {
+        let mut k = KafkaConfig::default();
+        assert_eq!(k.mode, GroupMode::Standalone);
+        k.apply_env([("CRISIS_PULSE_KAFKA_MODE".to_string(), "group".to_string())]);
+        assert_eq!(k.mode, GroupMode::Group);
+        assert_eq!(k.classified_topic(), "crisis-pulse.classified");
+        assert_eq!(k.state_topic(), "crisis-pulse.state");
+        assert!(k.validate().is_empty());
+        k.apply_env([("CRISIS_PULSE_KAFKA_MODE".to_string(), "both".to_string())]);
+        assert_eq!(k.mode, GroupMode::Group, "an unknown value is ignored");
+        k.delivery = Delivery::ExactlyOnce;
+        let problems = k.validate();
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].key, "kafka.mode");
+    }
+
+    #[test]
     fn channel_from_topic_name() {
         let mut k = KafkaConfig::default();
         assert_eq!(k.channel_for_topic("contacts.phone"), Some(Channel::Phone));
