@@ -49,18 +49,41 @@ pub async fn ensure_group_topics(k: &KafkaConfig) -> anyhow::Result<()> {
         NewTopic::new(&state, 1, TopicReplication::Fixed(1)).set("cleanup.policy", "compact"),
     ];
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    for r in admin.create_topics(&new, &opts).await? {
-        match r {
-            Ok(t) => tracing::info!(topic = %t, "group topic created"),
-            Err((t, RDKafkaErrorCode::TopicAlreadyExists)) => {
-                tracing::debug!(topic = %t, "group topic exists")
+    let problem = match admin.create_topics(&new, &opts).await {
+        Ok(results) => {
+            let mut problem = None;
+            for r in results {
+                match r {
+                    Ok(t) => tracing::info!(topic = %t, "group topic created"),
+                    Err((t, RDKafkaErrorCode::TopicAlreadyExists)) => {
+                        tracing::debug!(topic = %t, "group topic exists")
+                    }
+                    Err((t, e)) => problem = Some(format!("creating {t}: {e}")),
+                }
             }
-            Err((t, e)) => anyhow::bail!(
-                "creating the group topic {t}: {e} (create it by hand: {classified} with 1 partition, {state} with 1 partition and cleanup.policy=compact)"
-            ),
+            problem
         }
+        Err(e) => Some(format!("creating the group topics: {e}")),
+    };
+    let Some(problem) = problem else {
+        return Ok(());
+    };
+    // Creation refused (no CreateTopics permission, or a broker without the API): fine if
+    // an operator created them.
+    let consumer: BaseConsumer = client_config(k, crate::sink::kafka::Role::Admin).create()?;
+    let md = consumer.fetch_metadata(None, Duration::from_secs(10))?;
+    let exists = |name: &str| {
+        md.topics()
+            .iter()
+            .any(|t| t.name() == name && t.error().is_none() && !t.partitions().is_empty())
+    };
+    if exists(&classified) && exists(&state) {
+        tracing::warn!(%problem, "the group topics exist; going on");
+        return Ok(());
     }
-    Ok(())
+    anyhow::bail!(
+        "{problem} (create them by hand: {classified} with 1 partition, {state} with 1 partition and cleanup.policy=compact)"
+    )
 }
 
 /// Waits until the broker answers a metadata request; returns the broker count.
