@@ -35,7 +35,7 @@ pub const DELIVERY_OUTPUTS: [&str; 5] = ["crisis", "dlq", "windows", "classified
 /// Kinds of consumer-group rebalance (the `kind` label).
 pub const REBALANCE_KINDS: [&str; 2] = ["assign", "revoke"];
 /// Label values of `crisis_pulse_group_skipped_total`.
-pub const GROUP_SKIPPED: [&str; 2] = ["repeat", "foreign"];
+pub const GROUP_SKIPPED: [&str; 3] = ["repeat", "foreign", "missing"];
 
 struct Builder {
     registry: Registry,
@@ -214,7 +214,7 @@ impl Metrics {
             ),
             group_skipped: b.counter_vec(
                 "crisis_pulse_group_skipped_total",
-                "Classified records the group's detector skipped, by reason: repeat (a source offset already counted, forwarded again after a crash or rebalance) or foreign (another taxonomy, or undecodable).",
+                "Classified records the group's detector skipped, by reason: repeat (a source offset already counted, forwarded again after a crash or rebalance), foreign (another taxonomy, or undecodable) or missing (classified offsets absent from the topic after several reads).",
                 &["reason"],
             ),
             up: b.int_gauge("crisis_pulse_up", "1 while the pipeline is running."),
