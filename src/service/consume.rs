@@ -151,16 +151,39 @@ impl GroupState {
         (name, partition)
     }
 
-    /// A hold marker for a source partition this member was assigned or is behind on.
-    fn hold(&self, tp: &Tp) -> Vec<u8> {
-        Forwarded {
+    /// Sends a record about source partition `topic`/`partition` to the group's detector:
+    /// a classified event (`offset` and `event`), a refused record's position (`offset`
+    /// only) or a hold marker (neither). Keyed by the source partition.
+    fn send(
+        &self,
+        ctx: &ServiceContext,
+        (topic, partition): (&str, i32),
+        offset: Option<i64>,
+        event: Option<Classified>,
+    ) -> Result<(), crate::sink::kafka::SinkError> {
+        let rec = Forwarded {
             fp: self.fp.clone(),
-            topic: tp.0.to_string(),
-            partition: tp.1,
-            offset: None,
-            event: None,
+            topic: topic.to_string(),
+            partition,
+            offset,
+            event,
+        };
+        let key = checkpoint::key(topic, partition);
+        ctx.sink
+            .internal(&self.classified, key.as_bytes(), &rec.encode(), false)
+    }
+
+    /// Takes the source positions a checkpoint counted through (`Checkpoint::forwarded`);
+    /// each of those partitions holds the watermark back until it delivers again.
+    fn restore_forwarded(&mut self, forwarded: &Positions, wm: &mut Watermarks<Tp>, now: i64) {
+        self.forwarded.clear();
+        for (k, o) in forwarded {
+            if let Some((t, p)) = checkpoint::parse_key(k) {
+                let tp = self.source(t.to_string(), p);
+                wm.observe(&tp, 0, now);
+                self.forwarded.insert(tp, *o);
+            }
         }
-        .encode()
     }
 }
 
@@ -712,21 +735,11 @@ impl Worker {
             )
         })?;
         g.next = positions.get(&checkpoint::key(&g.classified, 0)).copied();
-        g.forwarded.clear();
-        for (k, o) in &cp.forwarded {
-            if let Some((t, p)) = checkpoint::parse_key(k) {
-                let tp = g.source(t.to_string(), p);
-                g.forwarded.insert(tp, *o);
-            }
-        }
         g.owner = true;
         g.losing = false;
         // Every source partition counted before holds time back until it delivers again.
         self.wm.reset();
-        let now = self.clock.now_ms();
-        for tp in g.forwarded.keys() {
-            self.wm.observe(tp, 0, now);
-        }
+        g.restore_forwarded(&cp.forwarded, &mut self.wm, self.clock.now_ms());
         self.last = Some(cp);
         self.metrics.group_detector.set(1);
         tracing::info!(
@@ -927,9 +940,7 @@ impl Worker {
                 if classified.as_ref() == Some(tp)
                     && let Some(&at) = tps.get(tp)
                 {
-                    // See `RESUME_MARGIN`: what is read again is skipped by source offset.
-                    let from = (at - super::group::RESUME_MARGIN).max(0);
-                    seeks.push((tp.clone(), rdkafka::Offset::Offset(from)));
+                    seeks.push((tp.clone(), super::group::resume_from(at)));
                 } else if let Some(at) = tps.get(tp).copied().or_else(|| o.first(tp)) {
                     seeks.push((tp.clone(), rdkafka::Offset::Offset(at)));
                 } else if classified.as_ref() == Some(tp) {
@@ -946,14 +957,7 @@ impl Worker {
         match self.group.as_mut() {
             Some(g) => {
                 g.next = classified.as_ref().and_then(|tp| tps.get(tp).copied());
-                g.forwarded.clear();
-                for (k, o) in &last.forwarded {
-                    if let Some((t, p)) = checkpoint::parse_key(k) {
-                        let tp = g.source(t.to_string(), p);
-                        self.wm.observe(&tp, 0, now);
-                        g.forwarded.insert(tp, *o);
-                    }
-                }
+                g.restore_forwarded(&last.forwarded, &mut self.wm, now);
             }
             None => {
                 for tp in self.assigned.clone() {
@@ -1011,13 +1015,7 @@ impl Worker {
                         } else {
                             // The detector holds time back for this partition until its
                             // classified events arrive.
-                            let key = checkpoint::key(&tp.0, tp.1);
-                            ctx.sink.internal(
-                                &g.classified,
-                                key.as_bytes(),
-                                &g.hold(&tp),
-                                false,
-                            )?;
+                            g.send(ctx, (&tp.0, tp.1), None, None)?;
                         }
                     }
                 }
@@ -1211,24 +1209,21 @@ impl Worker {
         };
         let customer = self.p.classify(ev);
         let c = self.p.classification();
-        let rec = Forwarded {
-            fp: g.fp.clone(),
-            topic: m.topic().to_string(),
-            partition: m.partition(),
-            offset: Some(m.offset()),
-            event: Some(Classified {
-                time: ev.event_time.0,
-                channel: ev.channel.index() as u8,
-                topic: c.topic.0,
-                complaint: c.complaint,
-                terms: c.terms.clone(),
-                id: ev.id.to_string(),
-                customer,
-            }),
+        let event = Classified {
+            time: ev.event_time.0,
+            channel: ev.channel.index() as u8,
+            topic: c.topic.0,
+            complaint: c.complaint,
+            terms: c.terms.clone(),
+            id: ev.id.to_string(),
+            customer,
         };
-        let key = checkpoint::key(m.topic(), m.partition());
-        ctx.sink
-            .internal(&g.classified, key.as_bytes(), &rec.encode(), false)?;
+        g.send(
+            ctx,
+            (m.topic(), m.partition()),
+            Some(m.offset()),
+            Some(event),
+        )?;
         Ok(())
     }
 
@@ -1254,18 +1249,7 @@ impl Worker {
         };
         if let Some(g) = &self.group {
             // The detector moves the partition's position past it, as the standalone mode does.
-            let rec = Forwarded {
-                fp: g.fp.clone(),
-                topic: m.topic().to_string(),
-                partition: m.partition(),
-                offset: Some(m.offset()),
-                event: None,
-            };
-            let key = checkpoint::key(m.topic(), m.partition());
-            if let Err(err) = ctx
-                .sink
-                .internal(&g.classified, key.as_bytes(), &rec.encode(), false)
-            {
+            if let Err(err) = g.send(ctx, (m.topic(), m.partition()), Some(m.offset()), None) {
                 tracing::error!(error = %err, "refused record's position not forwarded");
             }
         }
@@ -1390,11 +1374,7 @@ impl Worker {
                             self.wm.touch_all(now);
                         }
                     } else {
-                        let key = checkpoint::key(&tp.0, tp.1);
-                        if let Err(e) =
-                            ctx.sink
-                                .internal(&g.classified, key.as_bytes(), &g.hold(tp), false)
-                        {
+                        if let Err(e) = g.send(ctx, (&tp.0, tp.1), None, None) {
                             tracing::warn!(error = %e, "hold marker not sent");
                         }
                     }

@@ -34,6 +34,12 @@ use crate::state::{self, Checkpoint};
 /// a resume lost the rest of that batch, 326 events in one run of the kill -9 test).
 pub const RESUME_MARGIN: i64 = 100_000;
 
+/// Where a detector whose checkpoint covers the classified records before `at` starts
+/// reading them (see [`RESUME_MARGIN`]).
+pub fn resume_from(at: i64) -> rdkafka::Offset {
+    rdkafka::Offset::Offset((at - RESUME_MARGIN).max(0))
+}
+
 /// Largest checkpoint chunk: well under the 1 MB `max.message.bytes` brokers default to.
 pub const CHUNK: usize = 256 * 1024;
 

@@ -311,9 +311,7 @@ impl ServiceContext {
                 let key = crate::service::checkpoint::key(&g.classified, 0);
                 let at = cp.positions.get(&key).copied();
                 tracing::info!(topic = %g.state_topic, seq, position = ?at, "this member is the group's detector: state restored");
-                at.map_or(Offset::Beginning, |at| {
-                    Offset::Offset((at - crate::service::group::RESUME_MARGIN).max(0))
-                })
+                at.map_or(Offset::Beginning, crate::service::group::resume_from)
             }
             Restored::Fresh => {
                 tracing::info!(topic = %g.state_topic, "this member is the group's detector: no checkpoint, counting the classified topic from its start");
