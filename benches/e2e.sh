@@ -6,6 +6,10 @@
 #                                 CARGO_TARGET_DIR, CP (the service binary) env)
 #   MOCK=1 benches/e2e.sh [N]     librdkafka's mock cluster instead of a broker (default
 #                                 N=100000 over 8 partitions: mock partitions keep 5 MB)
+#   CRISIS_PULSE_KAFKA_MODE=group benches/e2e.sh [N]
+#                                 the service in group mode (one instance: it forwards every
+#                                 event to <group>.classified and counts them from there);
+#                                 a run ends when the detector has read N forwarded records
 #
 # Needs a broker (scripts/broker.sh start) unless MOCK=1. Timing starts at each consumer's first message
 # (group join excluded) and ends at its N-th; CPU is user+system from /proc/<pid>/stat.
@@ -71,10 +75,14 @@ dlq_topic = "bench.contacts.dlq"
 TOML
   RUST_LOG=warn "$bin" run --config "$cfg" --http-addr "127.0.0.1:$HTTP_PORT" >&2 &
   local pid=$! t0="" c0="" n0=0 t1="" c1="" n
+  # The topic whose messages end a run: the source, or in group mode the classified topic the
+  # detector reads back (every source record is forwarded there once).
+  local counted="$TOPIC"
+  [[ "${CRISIS_PULSE_KAFKA_MODE:-}" == group ]] && counted="$group.classified"
   cpu() { awk -v t="$TICK" '{ sub(/.*\) /, ""); split($0, f, " "); print (f[12] + f[13]) / t }' "/proc/$pid/stat"; }
   consumed() {
     curl -fsS "http://127.0.0.1:$HTTP_PORT/metrics" 2>/dev/null |
-      awk '/^crisis_pulse_kafka_messages_total/ { s += $2 } END { print s + 0 }'
+      awk -v l="kafka_topic=\"$counted\"" 'index($0, "crisis_pulse_kafka_messages_total{") == 1 && index($0, l) { s += $2 } END { print s + 0 }'
   }
   local deadline=$((SECONDS + 900))
   while (( SECONDS < deadline )); do

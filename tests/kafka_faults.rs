@@ -1030,6 +1030,8 @@ fn consumed_by(log: &Path) -> u64 {
     let _ = s.read_to_string(&mut body);
     body.lines()
         .filter(|l| l.starts_with("crisis_pulse_kafka_messages_total{"))
+        // Source records only: a detector also counts its reads of the classified topic.
+        .filter(|l| !l.contains(".classified\""))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum::<f64>() as u64
 }

@@ -1155,6 +1155,10 @@ impl Worker {
         if let Some(g) = &self.group
             && m.topic_bytes() == g.classified.as_bytes()
         {
+            // Messages consumed per Kafka topic include the detector's internal topic (hold
+            // markers too): in the group mode it shows how far behind the forwarders it is.
+            let name = Arc::clone(&g.classified);
+            self.topic(&name).messages.inc();
             self.count_forwarded(m, now);
             return Ok(());
         }
