@@ -137,6 +137,23 @@ pub struct Params {
     pub short_alpha: f64,
     pub long_alpha: f64,
     pub lik_scale: f64,
+    /// Range record (1.6, see `range.rs`): once a series has shown this many windows, a window
+    /// beyond everything it has shown...
+    #[serde(default = "default_range_warmup_windows")]
+    pub range_warmup_windows: u64,
+    /// ... by more than this fraction of that range marks an onset.
+    #[serde(default = "default_range_margin")]
+    pub range_margin: f64,
+}
+
+/// What a checkpoint of a detector before 1.6 restores with, and the defaults (see `range.rs`
+/// for how they were chosen).
+fn default_range_warmup_windows() -> u64 {
+    600
+}
+
+fn default_range_margin() -> f64 {
+    0.05
 }
 
 /// Continuous values' Student-t degrees of freedom; also what a checkpoint of a detector before
@@ -188,6 +205,8 @@ impl Params {
             short_alpha: 0.5,
             long_alpha: 1.0 / f64::from(windows_per(7 * 24 * hour)),
             lik_scale: 2.0,
+            range_warmup_windows: default_range_warmup_windows(),
+            range_margin: default_range_margin(),
             rates: Rates {
                 level_half_life_ms: cfg.level_half_life.map_or(12 * hour, Dur::as_millis),
                 hod: 0.05,

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::Params;
 use super::likelihood::{Likelihood, OnsetLikelihood, TailCalibration};
+use super::range::Range;
 use super::scan::{Scan, ScanResult};
 use super::stats::{nb_lower, nb_upper, t_upper};
 use super::{Assessment, Evidence, EvidenceTest, SeriesState, Transition};
@@ -80,6 +81,10 @@ pub struct SeriesDetector {
     /// empty, i.e. calibrated).
     #[serde(default)]
     tail: TailCalibration,
+    /// Every value this series has shown (1.6; absent from older checkpoints: starts empty
+    /// and marks nothing until it has seen `range_warmup_windows` again).
+    #[serde(default)]
+    range: Range,
 }
 
 impl SeriesDetector {
@@ -105,6 +110,7 @@ impl SeriesDetector {
             onset_lik: OnsetLikelihood::default(),
             watch_start_ms: None,
             tail: TailCalibration::default(),
+            range: Range::default(),
         }
     }
 
@@ -374,6 +380,16 @@ impl SeriesDetector {
                 p.onset_quiet_windows.div_ceil(CONTINUOUS_QUIET_DIVISOR)
             };
         }
+        // A window beyond every value the series has shown marks an onset on its own (1.6,
+        // `range.rs`), quiet day or not: the quiet day is there for a bursty series' next
+        // ordinary spike, and this one is bigger than any before it. (Respecting the quiet day:
+        // 71.8 / 63.8 / 76.2 on NAB's 34 files, against 73.0 / 64.7 / 77.5; starting a quiet day
+        // of its own changes nothing.)
+        let beyond = self
+            .range
+            .excess(o.x, p.range_warmup_windows, p.range_margin);
+        onset_score = onset_score.max(Range::score(beyond));
+        self.range.learn(o.x);
         let in_crisis = self.state == SeriesState::Crisis;
         // The crisis this window belongs to: still open, or resolved by this very window.
         let reported = in_crisis || matches!(transition, Some(Transition::Resolved { .. }));
