@@ -85,6 +85,13 @@ pub struct Classified {
 /// `docs/state.md`, "Upgrading a group").
 const BINARY_V1: u8 = 0xF1;
 
+/// Bits of the binary layout's flags byte: what the record holds.
+const HAS_OFFSET: u8 = 1;
+const HAS_EVENT: u8 = 2;
+const COMPLAINT: u8 = 4;
+const HAS_CUSTOMER: u8 = 8;
+const ALL_FLAGS: u8 = HAS_OFFSET | HAS_EVENT | COMPLAINT | HAS_CUSTOMER;
+
 impl Forwarded {
     /// Little-endian, length-prefixed: the magic byte, `fp`, `topic`, `partition`, a flags
     /// byte (offset, event, complaint, customer present), then the offset and the event's
@@ -100,10 +107,11 @@ impl Forwarded {
         put_str(&mut out, &self.fp);
         put_str(&mut out, &self.topic);
         out.extend_from_slice(&self.partition.to_le_bytes());
-        let flags = u8::from(self.offset.is_some())
-            | u8::from(e.is_some()) << 1
-            | u8::from(e.is_some_and(|c| c.complaint)) << 2
-            | u8::from(e.is_some_and(|c| c.customer.is_some())) << 3;
+        let bit = |on: bool, flag: u8| if on { flag } else { 0 };
+        let flags = bit(self.offset.is_some(), HAS_OFFSET)
+            | bit(e.is_some(), HAS_EVENT)
+            | bit(e.is_some_and(|c| c.complaint), COMPLAINT)
+            | bit(e.is_some_and(|c| c.customer.is_some()), HAS_CUSTOMER);
         out.push(flags);
         if let Some(o) = self.offset {
             out.extend_from_slice(&o.to_le_bytes());
@@ -145,15 +153,15 @@ impl Forwarded {
         let topic = r.string()?;
         let partition = i32::from_le_bytes(r.array()?);
         let [flags] = r.array()?;
-        if flags > 0b1111 {
+        if flags & !ALL_FLAGS != 0 {
             return Err(format!("unknown flags {flags:#x}"));
         }
-        let offset = if flags & 1 != 0 {
+        let offset = if flags & HAS_OFFSET != 0 {
             Some(i64::from_le_bytes(r.array()?))
         } else {
             None
         };
-        let event = if flags & 2 != 0 {
+        let event = if flags & HAS_EVENT != 0 {
             let time = i64::from_le_bytes(r.array()?);
             let [channel] = r.array()?;
             let topic = u16::from_le_bytes(r.array()?);
@@ -166,7 +174,7 @@ impl Forwarded {
                 terms.push(u32::from_le_bytes(r.array()?));
             }
             let id = r.string()?;
-            let customer = if flags & 8 != 0 {
+            let customer = if flags & HAS_CUSTOMER != 0 {
                 Some(u64::from_le_bytes(r.array()?))
             } else {
                 None
@@ -175,7 +183,7 @@ impl Forwarded {
                 time,
                 channel,
                 topic,
-                complaint: flags & 4 != 0,
+                complaint: flags & COMPLAINT != 0,
                 terms,
                 id,
                 customer,
