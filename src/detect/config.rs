@@ -144,6 +144,10 @@ pub struct Params {
     /// ... by more than this fraction of that range marks an onset.
     #[serde(default = "default_range_margin")]
     pub range_margin: f64,
+    /// ... and what it has shown counts from this much event time after its first window (1.7):
+    /// a series' first hour is its start-up, not its range.
+    #[serde(default = "default_range_startup_ms")]
+    pub range_startup_ms: i64,
 }
 
 /// What a checkpoint of a detector before 1.6 restores with, and the defaults (see `range.rs`
@@ -154,6 +158,12 @@ fn default_range_warmup_windows() -> u64 {
 
 fn default_range_margin() -> f64 {
     0.05
+}
+
+/// What a checkpoint of a detector before 1.7 restores with: its series keep the range they
+/// learned, start-up included; new series skip their first hour.
+fn default_range_startup_ms() -> i64 {
+    3_600_000
 }
 
 /// Continuous values' Student-t degrees of freedom; also what a checkpoint of a detector before
@@ -207,6 +217,7 @@ impl Params {
             lik_scale: 2.0,
             range_warmup_windows: default_range_warmup_windows(),
             range_margin: default_range_margin(),
+            range_startup_ms: default_range_startup_ms(),
             rates: Rates {
                 level_half_life_ms: cfg.level_half_life.map_or(12 * hour, Dur::as_millis),
                 hod: 0.05,

@@ -111,6 +111,33 @@ fn a_window_beyond_every_earlier_value_marks_an_onset_even_within_the_day() {
     assert_eq!(onsets_marked([80.0, 400.0, 2000.0]), vec![1000, 1192, 1800]);
 }
 
+#[test]
+fn the_first_hour_does_not_set_the_range() {
+    // 1.7: a burst of 100 in a series' fourth window (start-up) does not hide, two days
+    // later, a window of 20 above everything shown since (6-15): the count model calls 20
+    // unremarkable, the range record marks it. Without the start-up hour it would not.
+    let mut d = Detector::new(&DetectConfig::default(), 300_000);
+    let mut out = Vec::new();
+    let mut marked = Vec::new();
+    let noise = [6.0, 14.0, 9.0, 12.0, 10.0, 15.0, 7.0];
+    for w in 0..1100i64 {
+        let x = match w {
+            3 => 100.0,
+            1000 => 20.0,
+            _ => noise[w as usize % noise.len()],
+        };
+        d.assess(w * 300_000, &[x], &mut out);
+        if out[0].onset_score >= 0.5 {
+            marked.push((w, out[0].onset_score));
+        }
+    }
+    assert_eq!(marked.len(), 1, "{marked:?}");
+    let (w, score) = marked[0];
+    assert_eq!(w, 1000);
+    // 20 lies 5 above a range 9 wide: 0.5 + 0.5 x 5/9.
+    assert!((score - (0.5 + 0.5 * 5.0 / 9.0)).abs() < 1e-9, "{score}");
+}
+
 /// A crisis event explains itself: the opening names the test that carried it and its own
 /// window's p-value; the resolution reports the whole crisis (its peak and length) and a
 /// p-value of its own quiet window, not the evidence of windows already past.
