@@ -124,8 +124,8 @@ pub struct Params {
     /// After an onset is marked (`onset_score` at or above 0.5), the series' `onset_score` is
     /// cut to 0.2 x score for this many windows (one day): one onset a day per series at most,
     /// whatever the lifecycle does (a crisis that resolves and reopens within hours, a bursty
-    /// series' next spike). NAB counts each of those as a false positive. Continuous values
-    /// are quiet for a quarter of it (1.4; see `series.rs`).
+    /// series' next spike). NAB counts each of those as a false positive. From 1.4 to 1.6
+    /// continuous values were quiet for a quarter of it (see `series.rs`).
     #[serde(default)]
     pub onset_quiet_windows: u32,
     /// Onset likelihood (`likelihood.rs`): weight of the newest window in the short surprise

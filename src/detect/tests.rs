@@ -76,7 +76,7 @@ fn spike_opens_then_resolves_with_one_lifecycle() {
 
 /// Windows whose `onset_score` reaches 0.5, for spikes of the given heights at windows
 /// 1000-1005, 1192-1197 and 1800-1805 over a background that scatters like Poisson counts (a
-/// steadier one is scored as continuous, quiet for six hours: below).
+/// steadier one is scored as continuous: below).
 fn onsets_marked(heights: [f64; 3]) -> Vec<i64> {
     let mut d = Detector::new(&DetectConfig::default(), 300_000);
     let mut out = Vec::new();
@@ -212,19 +212,22 @@ fn a_drop_in_a_steady_whole_number_series_is_scored() {
     assert!(best >= 0.5, "{best}");
 }
 
-/// 1.4: continuous values are quiet for six hours after a marked onset, counts for a day: two
-/// drops of a steady series eight hours apart are two onsets, two spikes of a count series are
-/// one.
+/// 1.7: every series is quiet for a day after a marked onset (continuous values were quiet
+/// for six hours from 1.4 to 1.6). A second event eight hours later marks another onset only
+/// if it goes beyond everything the series has shown (the range record), for steady whole
+/// numbers, continuous values and sparse counts alike.
 #[test]
-fn continuous_onsets_are_quiet_for_hours_counts_for_a_day() {
-    let onsets = |steady: f64, event: f64| {
+fn a_second_event_within_the_day_marks_only_beyond_the_range() {
+    let onsets = |steady: f64, first: f64, second: f64| {
         let mut d = Detector::new(&DetectConfig::default(), 300_000);
         let mut out = Vec::new();
         let mut marked = 0;
         for w in 0..1200i64 {
             // Events at windows 900 and 996 (eight hours later), each three windows long.
-            let x = if (900..903).contains(&w) || (996..999).contains(&w) {
-                event
+            let x = if (900..903).contains(&w) {
+                first
+            } else if (996..999).contains(&w) {
+                second
             } else {
                 steady + (w % 3) as f64
             };
@@ -235,9 +238,12 @@ fn continuous_onsets_are_quiet_for_hours_counts_for_a_day() {
         }
         marked
     };
-    assert_eq!(onsets(64.0, 30.0), 2, "steady whole numbers (continuous)");
-    assert_eq!(onsets(64.5, 20.0), 2, "continuous values");
-    assert_eq!(onsets(0.0, 30.0), 1, "sparse counts");
+    assert_eq!(onsets(64.0, 30.0, 30.0), 1, "steady whole numbers (continuous)");
+    assert_eq!(onsets(64.0, 30.0, 20.0), 2, "steady whole numbers, deeper");
+    assert_eq!(onsets(64.5, 20.0, 20.0), 1, "continuous values");
+    assert_eq!(onsets(64.5, 20.0, 5.0), 2, "continuous values, deeper");
+    assert_eq!(onsets(0.0, 30.0, 30.0), 1, "sparse counts");
+    assert_eq!(onsets(0.0, 30.0, 60.0), 2, "sparse counts, higher");
 }
 
 /// 1.5: a series that bursts every other day has shown that its bursts are not rare. The same
