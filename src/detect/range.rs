@@ -1,4 +1,5 @@
-//! Range record (1.6): the lowest and highest value a series has ever shown. A window beyond
+//! Range record (1.6): the lowest and highest value a series has ever shown (from 1.7, after
+//! its first hour of event time: see `Params::range_startup_ms`). A window beyond
 //! that range, once the series has shown enough windows to know it, marks an onset whatever
 //! the seasonal model says: "more complaints about this topic than ever before" (or fewer than
 //! ever, on a series that never reaches zero) is news even where the series is bursty enough
