@@ -238,7 +238,11 @@ fn a_second_event_within_the_day_marks_only_beyond_the_range() {
         }
         marked
     };
-    assert_eq!(onsets(64.0, 30.0, 30.0), 1, "steady whole numbers (continuous)");
+    assert_eq!(
+        onsets(64.0, 30.0, 30.0),
+        1,
+        "steady whole numbers (continuous)"
+    );
     assert_eq!(onsets(64.0, 30.0, 20.0), 2, "steady whole numbers, deeper");
     assert_eq!(onsets(64.5, 20.0, 20.0), 1, "continuous values");
     assert_eq!(onsets(64.5, 20.0, 5.0), 2, "continuous values, deeper");
