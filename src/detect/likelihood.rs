@@ -117,46 +117,62 @@ impl OnsetLikelihood {
     }
 }
 
-/// Surprise levels (`-log10 p`) whose exceedances [`TailCalibration`] counts: 2, 3, ..., 9.
-const TAIL_FIRST: i32 = 2;
-const TAIL_LEVELS: usize = 8;
+/// Surprise levels (`-log10 p`) whose exceedances [`TailCalibration`] counts: every whole level
+/// from 2 to 10, then 10 % apart up to 309 (p is floored at 1e-300). 1.5 to 1.7 counted 2 to 9
+/// only, the same first eight, so a 1.7 checkpoint's counts keep their meaning.
+const TAIL_WHOLE_LEVELS: usize = 9;
+const TAIL_LEVELS: usize = TAIL_WHOLE_LEVELS + 36;
 
-/// How much more often than its model admits a series reaches a given surprise (1.5).
+fn tail_level(i: usize) -> f64 {
+    if i < TAIL_WHOLE_LEVELS {
+        2.0 + i as f64
+    } else {
+        (TAIL_WHOLE_LEVELS as f64 + 1.0) * 1.1f64.powi((i + 1 - TAIL_WHOLE_LEVELS) as i32)
+    }
+}
+
+/// How often a series reaches a given surprise, against how often its model says it should
+/// (1.5; judged on the series' own rate since 1.8).
 ///
 /// A calibrated model reaches `-log10 p >= L` in a fraction `10^-L` of windows. Tweets about a
 /// company reach 6 every other day: bursts that the negative binomial, fitted to the bulk,
-/// calls one-in-a-million. Decayed counts of the windows at or above each level give the
-/// series' own excess rate there, and `onset_score` is judged on the surprise minus its log:
-/// a series marks an onset only where it is rare *for this series*, by exactly as much as it
-/// has shown. Unlike the onset likelihood (mean and variance of the surprise, dominated by the
-/// bulk) this looks at the tail itself.
+/// calls one-in-a-million; UPS's reach 40 twice a week. Decayed counts of the windows at or
+/// above each level give the series' own rate there, and [`TailCalibration::calibrated`] turns
+/// a window's surprise into the surprise of that rate: a series marks an onset only where it
+/// is rare *for this series*. Unlike the onset likelihood (mean and variance of the surprise,
+/// dominated by the bulk) this looks at the tail itself.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct TailCalibration {
     /// Decayed number of windows learned.
     n: f64,
-    /// Decayed number of those at or above each level.
-    exceed: [f64; TAIL_LEVELS],
+    /// Decayed number of those at or above each level (1.7 checkpoints hold the first 8).
+    exceed: Vec<f64>,
 }
 
 impl TailCalibration {
-    /// `log10` of the excess rate at the level of surprise `s` (whole levels, 9 and above
-    /// share the top one): 0 where the series has not been more surprising than its model
-    /// says. `pseudo` windows' worth of a calibrated model is added to both the seen and the
-    /// expected count, so an excess needs more than a lone burst early in the series' life.
-    pub fn excess(&self, s: f64, pseudo: f64) -> f64 {
-        if !s.is_finite() || s < f64::from(TAIL_FIRST) {
+    /// The surprise `s` judged by this series' own history: `-log10` of the decayed fraction
+    /// of its windows at or above `s`'s level, with `model_weight` of a calibrated model mixed
+    /// in (`(seen + w n 10^-s) / ((1 + w) n)`), and never more than `s`. A level the series
+    /// has not reached leaves `s` as it is (the model's part alone is `10^-s`, less than any
+    /// rate the series has shown); one it reaches every day brings `s` down to about 2.
+    /// `forgiven` windows are taken off the count first: one earlier burst does not make a
+    /// series bursty.
+    pub fn calibrated(&self, s: f64, forgiven: f64, model_weight: f64) -> f64 {
+        if !s.is_finite() {
             return 0.0;
         }
-        let top = TAIL_FIRST + TAIL_LEVELS as i32 - 1;
-        let level = (s.floor() as i32).clamp(TAIL_FIRST, top);
-        let seen = self.exceed[(level - TAIL_FIRST) as usize];
-        let expected = self.n * 10f64.powi(-level);
-        let k = (seen + pseudo) / (expected + pseudo);
-        if k.is_finite() {
-            k.max(1.0).log10()
-        } else {
-            0.0
+        if s < tail_level(0) || self.n <= 0.0 {
+            return s;
         }
+        let i = (0..TAIL_LEVELS)
+            .take_while(|&i| tail_level(i) <= s)
+            .last()
+            .unwrap_or(0);
+        let seen = (self.exceed.get(i).copied().unwrap_or(0.0) - forgiven).max(0.0);
+        let model = self.n * 10f64.powf(-s);
+        let rate = (seen + model_weight * model) / ((1.0 + model_weight) * self.n);
+        let own = -rate.log10();
+        if own.is_finite() { own.min(s) } else { s }
     }
 
     /// Learns one window's surprise `s`; older windows weigh `decay` less per window.
@@ -167,9 +183,10 @@ impl TailCalibration {
             1.0
         };
         self.n = self.n * decay + 1.0;
+        self.exceed.resize(TAIL_LEVELS, 0.0);
         for (i, c) in self.exceed.iter_mut().enumerate() {
             *c *= decay;
-            if s >= f64::from(TAIL_FIRST + i as i32) {
+            if s >= tail_level(i) {
                 *c += 1.0;
             }
         }
@@ -197,21 +214,56 @@ mod tests {
 
     #[test]
     fn a_series_that_bursts_often_has_a_heavier_tail_than_a_calm_one() {
-        let (mut calm, mut bursty) = (TailCalibration::default(), TailCalibration::default());
+        let (mut calm, mut bursty, mut wild) = (
+            TailCalibration::default(),
+            TailCalibration::default(),
+            TailCalibration::default(),
+        );
         let decay = 0.5f64.powf(1.0 / 4032.0);
         for i in 0..4000 {
             calm.learn(0.4, decay);
-            // A surprise of 7 every other day of 5-minute windows: one in 576 windows.
-            bursty.learn(if i % 576 == 0 { 7.0 } else { 0.4 }, decay);
+            // A surprise of 7 (or 60) every other day of 5-minute windows: one in 576 windows.
+            let burst = i % 576 == 0;
+            bursty.learn(if burst { 7.0 } else { 0.4 }, decay);
+            wild.learn(if burst { 60.0 } else { 0.4 }, decay);
         }
-        assert_eq!(calm.excess(7.5, 0.01), 0.0);
-        // Seven such windows where a calibrated model expects 4e-4: about 2.8 orders of
-        // magnitude (shrunk by the pseudo-count).
-        let b = bursty.excess(7.5, 0.01);
-        assert!(b > 2.5 && b < 3.0, "{b}");
-        // Above anything it has shown, the series is judged by its top level seen (none).
-        assert_eq!(bursty.excess(12.0, 0.01), 0.0);
-        assert_eq!(bursty.excess(1.0, 0.01), 0.0);
-        assert_eq!(bursty.excess(f64::NAN, 0.01), 0.0);
+        assert_eq!(calm.calibrated(7.5, 0.5, 0.01), 7.5);
+        // Seven such windows in 4,000 (decayed to about 5.0 in 2,900, less the half forgiven):
+        // the series reaches 7 in about one window in 650, a surprise of 2.8.
+        let b = bursty.calibrated(7.5, 0.5, 0.01);
+        assert!(b > 2.6 && b < 3.0, "{b}");
+        // The same at any height: a series that reaches 60 every other day is not surprised
+        // by another 60 (the levels there are 10 % apart: 55.6 counts it, 61.2 does not).
+        let w = wild.calibrated(60.0, 0.5, 0.01);
+        assert!(w > 2.6 && w < 3.0, "{w}");
+        // Above anything it has shown, a surprise stands as it is.
+        assert_eq!(bursty.calibrated(12.0, 0.5, 0.01), 12.0);
+        assert_eq!(wild.calibrated(70.0, 0.5, 0.01), 70.0);
+        assert_eq!(wild.calibrated(300.0, 0.5, 0.01), 300.0);
+        assert_eq!(bursty.calibrated(1.0, 0.5, 0.01), 1.0);
+        assert_eq!(bursty.calibrated(f64::NAN, 0.5, 0.01), 0.0);
+        assert_eq!(TailCalibration::default().calibrated(9.0, 0.5, 0.01), 9.0);
+    }
+
+    #[test]
+    fn one_earlier_burst_is_partly_forgiven() {
+        let decay = 0.5f64.powf(1.0 / 4032.0);
+        let mut once = TailCalibration::default();
+        once.learn(7.0, decay);
+        for _ in 0..999 {
+            once.learn(0.4, decay);
+        }
+        let forgiven = once.calibrated(7.5, 0.5, 0.01);
+        let counted = once.calibrated(7.5, 0.0, 0.01);
+        assert!(
+            forgiven > counted + 0.2 && forgiven < 7.5,
+            "{forgiven} vs {counted}"
+        );
+        // A level seen at the top of the grid still counts.
+        let mut top = TailCalibration::default();
+        for _ in 0..10 {
+            top.learn(299.0, decay);
+        }
+        assert!(top.calibrated(299.0, 0.5, 0.01) < 1.0);
     }
 }

@@ -24,7 +24,7 @@ pub use config::{DetectConfig, Params, Sensitivity};
 use series::{Observation, SeriesDetector};
 
 /// Goes into every crisis event; bump it when scores or lifecycle rules change.
-pub const DETECTOR_VERSION: &str = "cp-detect-1.7";
+pub const DETECTOR_VERSION: &str = "cp-detect-1.8";
 
 /// Older detectors whose checkpoints this one restores: their learned state (baselines,
 /// dispersion, open crises) means the same here, and what was added since starts from its
@@ -33,10 +33,12 @@ pub const DETECTOR_VERSION: &str = "cp-detect-1.7";
 /// ones, and the watch run's start; 1.4 only scores differently, from the same learned state;
 /// 1.5 added each series' tail calibration, which starts empty, i.e. calibrated; 1.6 each
 /// series' range record, which starts empty and marks nothing until it is warm again; 1.7
-/// only stops new series' ranges from learning their first hour).
+/// only stops new series' ranges from learning their first hour; 1.8 counts each series' tail
+/// at more levels, the 1.7 ones first and unchanged, the new ones starting at zero).
 /// A checkpoint of any other detector is refused with `StateError::DetectorChanged` and needs
 /// `--reset-state`.
 pub const RESTORES_FROM: &[&str] = &[
+    "cp-detect-1.7",
     "cp-detect-1.6",
     "cp-detect-1.5",
     "cp-detect-1.4",

@@ -276,3 +276,33 @@ fn a_burst_is_an_onset_on_a_calm_series_but_not_on_one_that_bursts_every_other_d
         "the lifecycle still sees it: {bursty:?}"
     );
 }
+
+/// 1.8: the tail counts bursts, not the windows of one. A storm of two hours marks its
+/// onset; the same height two weeks later, alone, is an onset again: the storm taught the tail
+/// one burst (forgiven at half weight after a half-life), not 24 that would make the series
+/// look like one that bursts every day.
+#[test]
+fn a_long_storm_counts_once_in_the_tail() {
+    let mut d = Detector::new(&DetectConfig::default(), 300_000);
+    let mut out = Vec::new();
+    let mut marked = Vec::new();
+    let noise = [6.0, 14.0, 9.0, 12.0, 10.0, 15.0, 7.0];
+    let storm = 2000..2024;
+    let again = 2000 + 4032;
+    for w in 0..again + 10 {
+        let x = if storm.contains(&w) || w == again {
+            120.0
+        } else {
+            noise[w as usize % noise.len()]
+        };
+        d.assess(w * 300_000, &[x], &mut out);
+        if out[0].onset_score >= 0.5 {
+            marked.push(w);
+        }
+    }
+    assert!(marked.contains(&again), "{marked:?}");
+    assert!(
+        marked.iter().all(|w| storm.contains(w) || *w == again),
+        "{marked:?}"
+    );
+}
