@@ -122,10 +122,11 @@ pub struct Params {
     /// Counts: also test the sum of the last 2, 4 and 8 windows (see `scan.rs`).
     pub scan: bool,
     /// After an onset is marked (`onset_score` at or above 0.5), the series' `onset_score` is
-    /// cut to 0.2 x score for this many windows (one day): one onset a day per series at most,
-    /// whatever the lifecycle does (a crisis that resolves and reopens within hours, a bursty
-    /// series' next spike). NAB counts each of those as a false positive. From 1.4 to 1.6
-    /// continuous values were quiet for a quarter of it (see `series.rs`).
+    /// cut to 0.2 x score for this many windows (36 hours since 1.8, a day before): one onset
+    /// a day and a half per series at most, whatever the lifecycle does (a crisis that resolves
+    /// and reopens within hours, a bursty series' next spike). NAB counts each of those as a
+    /// false positive. From 1.4 to 1.6 continuous values were quiet for a quarter of a day (see
+    /// `series.rs`).
     #[serde(default)]
     pub onset_quiet_windows: u32,
     /// Onset likelihood (`likelihood.rs`): weight of the newest window in the short surprise
@@ -209,7 +210,7 @@ impl Params {
             record_decay: 0.5f64.powf(1.0 / f64::from(windows_per(48 * hour))),
             use_likelihood: false,
             scan: true,
-            onset_quiet_windows: windows_per(24 * hour),
+            onset_quiet_windows: windows_per(36 * hour),
             onset_short_alpha: 0.2,
             onset_long_alpha: 1.0 / f64::from(windows_per(14 * 24 * hour)),
             short_alpha: 0.5,

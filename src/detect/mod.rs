@@ -6,7 +6,7 @@
 //! slow ramps, minimum-count and minimum-ratio guards, a lifecycle with hysteresis and cooldown,
 //! and an onset score (for NAB-style consumers) on the surprise less the series' own excess of
 //! extreme surprises, weighted by an HTM-style likelihood of the series' recent surprise,
-//! marking at most one onset a day per series.
+//! marking at most one onset in 36 hours per series.
 //! Across series: Benjamini-Hochberg false-discovery-rate control each window.
 //! See `docs/detection.md` for the model and its measured quality.
 

@@ -107,7 +107,7 @@ fn onset_is_marked_at_most_once_a_day() {
 #[test]
 fn a_window_beyond_every_earlier_value_marks_an_onset_even_within_the_day() {
     // 1.6: a second spike five times higher than anything the series has shown is news,
-    // quiet day or not (`range.rs`); one window marks it, not all six.
+    // quiet period or not (`range.rs`); one window marks it, not all six.
     assert_eq!(onsets_marked([80.0, 400.0, 2000.0]), vec![1000, 1192, 1800]);
 }
 
