@@ -123,12 +123,26 @@ impl OnsetLikelihood {
 const TAIL_WHOLE_LEVELS: usize = 9;
 const TAIL_LEVELS: usize = TAIL_WHOLE_LEVELS + 36;
 
-fn tail_level(i: usize) -> f64 {
-    if i < TAIL_WHOLE_LEVELS {
-        2.0 + i as f64
-    } else {
-        (TAIL_WHOLE_LEVELS as f64 + 1.0) * 1.1f64.powi((i + 1 - TAIL_WHOLE_LEVELS) as i32)
+/// The levels themselves, ascending (computed once, at compile time).
+const TAIL_LEVEL: [f64; TAIL_LEVELS] = {
+    let mut t = [0.0; TAIL_LEVELS];
+    let mut geometric = TAIL_WHOLE_LEVELS as f64 + 1.0;
+    let mut i = 0;
+    while i < TAIL_LEVELS {
+        t[i] = if i < TAIL_WHOLE_LEVELS {
+            2.0 + i as f64
+        } else {
+            geometric *= 1.1;
+            geometric
+        };
+        i += 1;
     }
+    t
+};
+
+/// How many levels lie at or below the surprise `s`.
+fn levels_reached(s: f64) -> usize {
+    TAIL_LEVEL.partition_point(|&l| l <= s)
 }
 
 /// How often a series reaches a given surprise, against how often its model says it should
@@ -161,14 +175,11 @@ impl TailCalibration {
         if !s.is_finite() {
             return 0.0;
         }
-        if s < tail_level(0) || self.n <= 0.0 {
+        let reached = levels_reached(s);
+        if reached == 0 || self.n <= 0.0 {
             return s;
         }
-        let i = (0..TAIL_LEVELS)
-            .take_while(|&i| tail_level(i) <= s)
-            .last()
-            .unwrap_or(0);
-        let seen = (self.exceed.get(i).copied().unwrap_or(0.0) - forgiven).max(0.0);
+        let seen = (self.exceed.get(reached - 1).copied().unwrap_or(0.0) - forgiven).max(0.0);
         let model = self.n * 10f64.powf(-s);
         let rate = (seen + model_weight * model) / ((1.0 + model_weight) * self.n);
         let own = -rate.log10();
@@ -184,9 +195,10 @@ impl TailCalibration {
         };
         self.n = self.n * decay + 1.0;
         self.exceed.resize(TAIL_LEVELS, 0.0);
+        let reached = if s.is_nan() { 0 } else { levels_reached(s) };
         for (i, c) in self.exceed.iter_mut().enumerate() {
             *c *= decay;
-            if s >= tail_level(i) {
+            if i < reached {
                 *c += 1.0;
             }
         }
