@@ -4,9 +4,9 @@
 //! for counts (Student-t on the standardised residual for continuous values), a scan over the
 //! last 2/4/8 windows for counts too sparse to be significant one window at a time, a CUSUM for
 //! slow ramps, minimum-count and minimum-ratio guards, a lifecycle with hysteresis and cooldown,
-//! and an onset score (for NAB-style consumers) on the surprise less the series' own excess of
-//! extreme surprises, weighted by an HTM-style likelihood of the series' recent surprise,
-//! marking at most one onset in 36 hours per series.
+//! and an onset score (for NAB-style consumers) on the surprise judged by the series' own rate of
+//! such surprises, weighted by an HTM-style likelihood of the series' recent surprise, marking
+//! at most one onset in 36 hours per series.
 //! Across series: Benjamini-Hochberg false-discovery-rate control each window.
 //! See `docs/detection.md` for the model and its measured quality.
 
