@@ -74,26 +74,37 @@ fn spike_opens_then_resolves_with_one_lifecycle() {
     assert_eq!(opened, 1, "{events:?}");
 }
 
-/// Windows whose `onset_score` reaches 0.5, for spikes of the given heights at windows
-/// 1000-1005, 1192-1197 and 1800-1805 over a background that scatters like Poisson counts (a
-/// steadier one is scored as continuous: below).
-fn onsets_marked(heights: [f64; 3]) -> Vec<i64> {
+/// One series over `n` windows of a background that scatters like Poisson counts (a steadier
+/// one is scored as continuous: below), replaced by `burst(w)` where that gives a value; every
+/// window whose `onset_score` reaches 0.5, with its score.
+fn marks_over_noise(n: i64, burst: impl Fn(i64) -> Option<f64>) -> Vec<(i64, f64)> {
+    const NOISE: [f64; 7] = [6.0, 14.0, 9.0, 12.0, 10.0, 15.0, 7.0];
     let mut d = Detector::new(&DetectConfig::default(), 300_000);
     let mut out = Vec::new();
     let mut marked = Vec::new();
-    let spikes = [(1000..1006), (1192..1198), (1800..1806)];
-    let noise = [6.0, 14.0, 9.0, 12.0, 10.0, 15.0, 7.0];
-    for w in 0..2200i64 {
-        let x = match spikes.iter().position(|r| r.contains(&w)) {
-            Some(i) => heights[i],
-            None => noise[w as usize % noise.len()],
-        };
+    for w in 0..n {
+        let x = burst(w).unwrap_or(NOISE[w as usize % NOISE.len()]);
         d.assess(w * 300_000, &[x], &mut out);
         if out[0].onset_score >= 0.5 {
-            marked.push(w);
+            marked.push((w, out[0].onset_score));
         }
     }
     marked
+}
+
+/// Windows whose `onset_score` reaches 0.5, for spikes of the given heights at windows
+/// 1000-1005, 1192-1197 and 1800-1805 over the noise of [`marks_over_noise`].
+fn onsets_marked(heights: [f64; 3]) -> Vec<i64> {
+    let spikes = [(1000..1006), (1192..1198), (1800..1806)];
+    marks_over_noise(2200, |w| {
+        spikes
+            .iter()
+            .position(|r| r.contains(&w))
+            .map(|i| heights[i])
+    })
+    .into_iter()
+    .map(|(w, _)| w)
+    .collect()
 }
 
 #[test]
@@ -116,21 +127,11 @@ fn the_first_hour_does_not_set_the_range() {
     // 1.7: a burst of 100 in a series' fourth window (start-up) does not hide, two days
     // later, a window of 20 above everything shown since (6-15): the count model calls 20
     // unremarkable, the range record marks it. Without the start-up hour it would not.
-    let mut d = Detector::new(&DetectConfig::default(), 300_000);
-    let mut out = Vec::new();
-    let mut marked = Vec::new();
-    let noise = [6.0, 14.0, 9.0, 12.0, 10.0, 15.0, 7.0];
-    for w in 0..1100i64 {
-        let x = match w {
-            3 => 100.0,
-            1000 => 20.0,
-            _ => noise[w as usize % noise.len()],
-        };
-        d.assess(w * 300_000, &[x], &mut out);
-        if out[0].onset_score >= 0.5 {
-            marked.push((w, out[0].onset_score));
-        }
-    }
+    let marked = marks_over_noise(1100, |w| match w {
+        3 => Some(100.0),
+        1000 => Some(20.0),
+        _ => None,
+    });
     assert_eq!(marked.len(), 1, "{marked:?}");
     let (w, score) = marked[0];
     assert_eq!(w, 1000);
@@ -283,23 +284,14 @@ fn a_burst_is_an_onset_on_a_calm_series_but_not_on_one_that_bursts_every_other_d
 /// look like one that bursts every day.
 #[test]
 fn a_long_storm_counts_once_in_the_tail() {
-    let mut d = Detector::new(&DetectConfig::default(), 300_000);
-    let mut out = Vec::new();
-    let mut marked = Vec::new();
-    let noise = [6.0, 14.0, 9.0, 12.0, 10.0, 15.0, 7.0];
     let storm = 2000..2024;
     let again = 2000 + 4032;
-    for w in 0..again + 10 {
-        let x = if storm.contains(&w) || w == again {
-            120.0
-        } else {
-            noise[w as usize % noise.len()]
-        };
-        d.assess(w * 300_000, &[x], &mut out);
-        if out[0].onset_score >= 0.5 {
-            marked.push(w);
-        }
-    }
+    let marked: Vec<i64> = marks_over_noise(again + 10, |w| {
+        (storm.contains(&w) || w == again).then_some(120.0)
+    })
+    .into_iter()
+    .map(|(w, _)| w)
+    .collect();
     assert!(marked.contains(&again), "{marked:?}");
     assert!(
         marked.iter().all(|w| storm.contains(w) || *w == again),
