@@ -26,14 +26,14 @@ fn counts(w: i64, out: &mut Vec<f64>) {
     }
 }
 
-fn warm_detector() -> (Detector, i64) {
+fn warm_detector() -> Detector {
     let mut d = Detector::new(&DetectConfig::default(), WINDOW_MS);
     let (mut x, mut out) = (Vec::new(), Vec::new());
     for w in 0..WARM_WINDOWS {
         counts(w, &mut x);
         d.assess(w * WINDOW_MS, &x, &mut out);
     }
-    (d, WARM_WINDOWS)
+    d
 }
 
 fn encode(d: &Detector) -> Vec<u8> {
@@ -43,7 +43,7 @@ fn encode(d: &Detector) -> Vec<u8> {
 }
 
 fn benches(c: &mut Criterion) {
-    let (warm, next) = warm_detector();
+    let warm = warm_detector();
     let bytes = encode(&warm);
     eprintln!(
         "{SERIES} series after {WARM_WINDOWS} windows: checkpoint {} bytes, {} per series",
@@ -59,7 +59,7 @@ fn benches(c: &mut Criterion) {
     g.bench_function("assess_500_series", |b| {
         let mut d = warm.clone();
         let (mut x, mut out) = (Vec::new(), Vec::new());
-        let mut w = next;
+        let mut w = WARM_WINDOWS;
         b.iter(|| {
             counts(w, &mut x);
             d.assess(w * WINDOW_MS, &x, &mut out);
