@@ -35,6 +35,11 @@ pub fn brokers() -> String {
     b
 }
 
+/// Whether the broker tests run on the in-process mock cluster (`CRISIS_PULSE_TEST_BROKERS=mock`).
+pub fn on_mock_cluster() -> bool {
+    std::env::var("CRISIS_PULSE_TEST_BROKERS").as_deref() == Ok("mock")
+}
+
 fn mock()
 -> &'static rdkafka::mocking::MockCluster<'static, rdkafka::producer::DefaultProducerContext> {
     struct Shared(
