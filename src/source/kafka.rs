@@ -534,9 +534,9 @@ pub fn drain(
 /// go to one queue (see `batch`), and librdkafka counts a forwarded partition's queue as the
 /// whole queue: once it holds `queued.min.messages` (100,000) records, every partition waits
 /// the backoff. The service takes 100,000 records in 0.15-0.4 s, so with a backlog (a restart,
-/// a burst) it sat idle most of each second: 16 mock partitions, 300,000 events, 225,000
-/// events/s at one-third of a core with 1000 ms; 750,000 with 50 ms (10 ms: the same, 200
-/// ms: 650,000). `kafka.properties` may set it.
+/// a burst) it sat idle most of each second: 16 mock partitions, 300,000 events, ~220,000
+/// events/s at a third of a core with 1000 ms; 720,000-756,000 with 50 ms (10 ms: the same,
+/// 200 ms: 647,000; docs/kafka.md). `kafka.properties` may set it.
 pub const FETCH_QUEUE_BACKOFF_MS: u32 = 50;
 
 /// The consumer's librdkafka configuration: defaults, then `kafka.properties`, then what the
