@@ -25,6 +25,20 @@ impl Worker {
         pos
     }
 
+    /// Where the next record of each partition this process still owns starts, as far as
+    /// the offset tracker can store: what a checkpoint commits.
+    pub(super) fn assigned_positions(&self, ctx: &ServiceContext) -> Positions {
+        let mut mine = Positions::new();
+        if let Ok(o) = ctx.offsets.lock() {
+            for ((t, p), next) in o.all_storable(None) {
+                if self.assigned.contains(&(t.clone(), p)) {
+                    mine.insert(checkpoint::key(&t, p), next);
+                }
+            }
+        }
+        mine
+    }
+
     /// Makes everything so far durable: closes what the watermark allows, publishes it,
     /// writes a checkpoint, then commits exactly the offsets the checkpoint covers (inside
     /// the transaction, in the exactly-once mode). A crash at any point leaves a
@@ -96,14 +110,7 @@ impl Worker {
         // has not read from yet already has a committed offset at least as far on. With
         // transactions, every assigned partition is in each commit, tagged with the
         // checkpoint's sequence number (see `checkpoint::resume_committed`).
-        let mut mine = Positions::new();
-        if let Ok(o) = ctx.offsets.lock() {
-            for ((t, p), next) in o.all_storable(None) {
-                if self.assigned.contains(&(t.clone(), p)) {
-                    mine.insert(checkpoint::key(&t, p), next);
-                }
-            }
-        }
+        let mut mine = self.assigned_positions(ctx);
         let meta = if self.durability == Durability::Transactional {
             for (t, p) in &self.assigned {
                 let k = checkpoint::key(t, *p);

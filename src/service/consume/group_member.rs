@@ -124,17 +124,10 @@ impl Worker {
         started: Instant,
     ) -> anyhow::Result<()> {
         let ctx = consumer.context();
+        let mut mine = self.assigned_positions(ctx);
         let Some(g) = self.group.as_mut() else {
             return Ok(());
         };
-        let mut mine = Positions::new();
-        if let Ok(o) = ctx.offsets.lock() {
-            for ((t, p), next) in o.all_storable(None) {
-                if self.assigned.contains(&(t.clone(), p)) {
-                    mine.insert(checkpoint::key(&t, p), next);
-                }
-            }
-        }
         if g.owner {
             let key = checkpoint::key(&g.classified, 0);
             let mut positions = Positions::new();
