@@ -19,11 +19,7 @@ async fn kafka_replay_matches_file_replay() {
     let topic = format!("{prefix}.history");
     let (crisis_topic, dlq_topic) = (format!("{prefix}-crisis"), format!("{prefix}-dlq"));
     // 4 partitions; more under CRISIS_PULSE_TEST_BROKERS=mock, whose partitions keep only 5 MB.
-    let partitions: i32 = if std::env::var("CRISIS_PULSE_TEST_BROKERS").as_deref() == Ok("mock") {
-        16
-    } else {
-        4
-    };
+    let partitions: i32 = if on_mock_cluster() { 16 } else { 4 };
     create_topics(&brokers, &[&topic], partitions).await;
     create_topics(&brokers, &[&crisis_topic, &dlq_topic], 1).await;
     let cfg = config(
