@@ -149,6 +149,20 @@ pub struct Params {
     /// a series' first hour is its start-up, not its range.
     #[serde(default = "default_range_startup_ms")]
     pub range_startup_ms: i64,
+    /// Day record (1.9, see `day.rs`): a trailing day's mean above the record of every
+    /// earlier day by more than this fraction marks (`onset_score` 0.3)...
+    #[serde(default = "default_day_margin")]
+    pub day_margin: f64,
+    /// ... once the series has this much event time (a week: a whole weekly cycle) ...
+    #[serde(default = "default_day_warmup_ms")]
+    pub day_warmup_ms: i64,
+    /// ... and its last day-record mark is this old (48 hours: a day that stays above the
+    /// record is one event) ...
+    #[serde(default = "default_day_quiet_ms")]
+    pub day_quiet_ms: i64,
+    /// ... and a trailing day counts only when its data reach back this many hours.
+    #[serde(default = "default_day_reach_hours")]
+    pub day_reach_hours: u32,
 }
 
 /// What a checkpoint of a detector before 1.6 restores with, and the defaults (see `range.rs`
@@ -165,6 +179,24 @@ fn default_range_margin() -> f64 {
 /// learned, start-up included; new series skip their first hour.
 fn default_range_startup_ms() -> i64 {
     3_600_000
+}
+
+/// The day record's defaults, also what a checkpoint of a detector before 1.9 restores with
+/// (see `day.rs` and `docs/detection.md` for how they were chosen).
+fn default_day_margin() -> f64 {
+    0.03
+}
+
+fn default_day_warmup_ms() -> i64 {
+    7 * 24 * 3_600_000
+}
+
+fn default_day_quiet_ms() -> i64 {
+    48 * 3_600_000
+}
+
+fn default_day_reach_hours() -> u32 {
+    20
 }
 
 /// Continuous values' Student-t degrees of freedom; also what a checkpoint of a detector before
@@ -219,6 +251,10 @@ impl Params {
             range_warmup_windows: default_range_warmup_windows(),
             range_margin: default_range_margin(),
             range_startup_ms: default_range_startup_ms(),
+            day_margin: default_day_margin(),
+            day_warmup_ms: default_day_warmup_ms(),
+            day_quiet_ms: default_day_quiet_ms(),
+            day_reach_hours: default_day_reach_hours(),
             rates: Rates {
                 level_half_life_ms: cfg.level_half_life.map_or(12 * hour, Dur::as_millis),
                 hod: 0.05,

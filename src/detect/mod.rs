@@ -11,6 +11,7 @@
 //! See `docs/detection.md` for the model and its measured quality.
 
 mod config;
+mod day;
 mod likelihood;
 mod range;
 mod scan;
@@ -24,7 +25,7 @@ pub use config::{DetectConfig, Params, Sensitivity};
 use series::{Observation, SeriesDetector};
 
 /// Goes into every crisis event; bump it when scores or lifecycle rules change.
-pub const DETECTOR_VERSION: &str = "cp-detect-1.8";
+pub const DETECTOR_VERSION: &str = "cp-detect-1.9";
 
 /// Older detectors whose checkpoints this one restores: their learned state (baselines,
 /// dispersion, open crises) means the same here, and what was added since starts from its
@@ -34,10 +35,12 @@ pub const DETECTOR_VERSION: &str = "cp-detect-1.8";
 /// 1.5 added each series' tail calibration, which starts empty, i.e. calibrated; 1.6 each
 /// series' range record, which starts empty and marks nothing until it is warm again; 1.7
 /// only stops new series' ranges from learning their first hour; 1.8 counts each series' tail
-/// at more levels, the 1.7 ones first and unchanged, the new ones starting at zero).
+/// at more levels, the 1.7 ones first and unchanged, the new ones starting at zero; 1.9 adds
+/// each series' day record, which starts empty and marks nothing for a week).
 /// A checkpoint of any other detector is refused with `StateError::DetectorChanged` and needs
 /// `--reset-state`.
 pub const RESTORES_FROM: &[&str] = &[
+    "cp-detect-1.8",
     "cp-detect-1.7",
     "cp-detect-1.6",
     "cp-detect-1.5",
@@ -145,6 +148,9 @@ pub struct Assessment {
     /// cut to 0.2 x score for a day after a window reached 0.5: what an onset-marking consumer
     /// such as the NAB backtest should threshold. The lifecycle does not use it.
     pub onset_score: f64,
+    /// When this window's trailing day set a record (1.9, `day.rs`): how far its mean lies above
+    /// the busiest earlier day (0.05: 5 % above); else 0. At most once in 48 hours per series.
+    pub day_record: f64,
     pub ratio: f64,
     pub state: SeriesState,
     pub severity: Severity,

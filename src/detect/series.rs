@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::config::Params;
+use super::day::{DAY_RECORD_SCORE, DayRecord};
 use super::likelihood::{Likelihood, OnsetLikelihood, TailCalibration};
 use super::range::Range;
 use super::scan::{Scan, ScanResult};
@@ -15,6 +16,9 @@ use super::stats::{nb_lower, nb_upper, t_upper};
 use super::{Assessment, Evidence, EvidenceTest, SeriesState, Transition};
 use crate::baseline::{Baseline, Forecast};
 use crate::event::Severity;
+
+/// Factor applied to an `onset_score` below 0.5 (see [`SeriesDetector::decide`]).
+const SUB_ALARM_ONSET_SCALE: f64 = 0.4;
 
 /// Which way a window (or a crisis) departs from the baseline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,6 +90,10 @@ pub struct SeriesDetector {
     /// again).
     #[serde(default)]
     range: Range,
+    /// The busiest trailing day this series has shown (1.9; absent from older checkpoints:
+    /// starts empty and marks nothing until it has a week of event time again).
+    #[serde(default)]
+    day: DayRecord,
 }
 
 impl SeriesDetector {
@@ -112,6 +120,7 @@ impl SeriesDetector {
             watch_start_ms: None,
             tail: TailCalibration::default(),
             range: Range::default(),
+            day: DayRecord::default(),
         }
     }
 
@@ -409,6 +418,17 @@ impl SeriesDetector {
         if self.baseline.span_ms() >= p.range_startup_ms {
             self.range.learn(o.x);
         }
+        // Below the alarm threshold the onset score is scaled to [0, 0.2) (1.9), so that a
+        // record day (`day.rs`), marked at 0.3, lies above every unmarked window: an
+        // onset-marking consumer can then take record days with a threshold of 0.3 and the
+        // onsets alone with 0.5.
+        if onset_score < 0.5 {
+            onset_score *= SUB_ALARM_ONSET_SCALE;
+        }
+        let day_record = self.day.step(t_ms, o.x, p);
+        if day_record > 0.0 {
+            onset_score = onset_score.max(DAY_RECORD_SCORE);
+        }
         let in_crisis = self.state == SeriesState::Crisis;
         // The crisis this window belongs to: still open, or resolved by this very window.
         let reported = in_crisis || matches!(transition, Some(Transition::Resolved { .. }));
@@ -438,6 +458,7 @@ impl SeriesDetector {
             robust_z: o.robust_z,
             score,
             onset_score,
+            day_record,
             ratio: o.ratio,
             state: self.state,
             severity: self.severity,
