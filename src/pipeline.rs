@@ -33,6 +33,9 @@ pub struct WindowReport {
     pub p_value: f64,
     pub score: f64,
     pub state: SeriesState,
+    /// When the series' last 24 hours set a record (detector 1.9, `detect/day.rs`): how far
+    /// their mean lies above the busiest earlier day (0.05: 5 %); else 0.
+    pub day_record: f64,
 }
 
 /// What the pipeline produces as windows close.
@@ -371,6 +374,7 @@ impl Pipeline {
                 p_value: a.p_value,
                 score: a.score,
                 state: a.state,
+                day_record: a.day_record,
             }));
             if let Some(tr) = a.transition {
                 let ev = self.crisis_event(i, w, a, tr);
@@ -405,6 +409,7 @@ impl Pipeline {
                     p_value: a.p_value,
                     score: a.score,
                     state: a.state,
+                    day_record: a.day_record,
                 }));
             }
         }

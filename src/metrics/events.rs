@@ -71,6 +71,13 @@ impl WindowScored<'_> {
             return;
         }
         m.window(self.topic, r);
+        if r.day_record > 0.0 {
+            tracing::info!(
+                topic = %self.topic,
+                above_record_pct = r1(100.0 * r.day_record),
+                "the last 24 hours are this topic's busiest on record"
+            );
+        }
         tracing::debug!(
             topic = %self.topic,
             observed = r.observed,

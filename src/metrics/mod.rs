@@ -36,6 +36,7 @@ pub struct Metrics {
     pub window_expected: GaugeVec,
     pub window_upper: GaugeVec,
     pub window_score: GaugeVec,
+    pub day_records: IntCounterVec,
     pub crisis_state: IntGaugeVec,
     pub crises: IntCounterVec,
     // Intake.
@@ -86,6 +87,7 @@ impl Metrics {
         for t in topics {
             self.complaints_by_topic.with_label_values(&[t]);
             self.crisis_state.with_label_values(&[t]);
+            self.day_records.with_label_values(&[t]);
             for s in [
                 CrisisState::Opened,
                 CrisisState::Escalated,
@@ -110,6 +112,9 @@ impl Metrics {
             .set(r.expected);
         self.window_upper.with_label_values(&[topic]).set(r.upper);
         self.window_score.with_label_values(&[topic]).set(r.score);
+        if r.day_record > 0.0 {
+            self.day_records.with_label_values(&[topic]).inc();
+        }
         self.crisis_state
             .with_label_values(&[topic])
             .set(r.state.gauge());

@@ -123,6 +123,11 @@ impl Metrics {
                 "Crisis state per topic: 0 normal, 1 watch, 2 crisis.",
                 t,
             ),
+            day_records: b.counter_vec(
+                "crisis_pulse_day_records_total",
+                "Times a topic's last 24 hours of complaints were its busiest on record (more than 3 % above every earlier day, after a week; at most once in 48 hours per topic).",
+                t,
+            ),
             crises: b.counter_vec(
                 "crisis_pulse_crises_total",
                 "Crisis lifecycle changes, by topic and state (opened, escalated, resolved).",

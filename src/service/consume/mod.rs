@@ -19,6 +19,7 @@ use crate::clock::{self, Clock};
 use crate::config::Config;
 use crate::event::DecodeLimits;
 use crate::metrics::Metrics;
+use crate::metrics::events::WindowScored;
 use crate::pipeline::{Output, Pipeline, WindowReport};
 use crate::sink::kafka::KafkaSink;
 use crate::source::batch::{Batch, Record, RecordQueue};
@@ -486,7 +487,11 @@ impl Worker {
                     if r.channel.is_none() {
                         self.summary.windows += 1;
                         if let Some(name) = name {
-                            self.metrics.window(name, &r);
+                            WindowScored {
+                                topic: name,
+                                report: &r,
+                            }
+                            .emit(&self.metrics);
                         }
                     }
                     if let Some(name) = name
