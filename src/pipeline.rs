@@ -34,7 +34,8 @@ pub struct WindowReport {
     pub score: f64,
     pub state: SeriesState,
     /// When the series' last 24 hours set a record (detector 1.9, `detect/day.rs`): how far
-    /// their mean lies above the busiest earlier day (0.05: 5 %); else 0.
+    /// their mean lies above the busiest earlier day (0.05: 5 %) or below the quietest
+    /// (-0.05); else 0.
     pub day_record: f64,
 }
 

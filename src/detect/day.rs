@@ -1,4 +1,5 @@
-//! Day record (1.9): the series' mean over the last day, against the highest day it has shown.
+//! Day record (1.9): the series' mean over the last day, against the busiest and the quietest
+//! days it has shown.
 //!
 //! A storm that builds over a day can keep every window, and every span the scan tests, within
 //! what the series has done before, while the day as a whole is the busiest the series has ever
@@ -10,16 +11,23 @@
 //! - **Hourly buckets.** A series keeps one sum per hour that holds data, for the last 25 hours
 //!   (the current, open one included), so its memory is a few hundred bytes whatever the
 //!   window length. The trailing day is the current hour and the 24 before it.
-//! - **Record.** Every window's trailing-day mean is a candidate. The highest candidate of each
-//!   hour joins the record once that hour is a whole day old, so the current day is compared
-//!   with days that do not overlap it, and a day does not raise its own bar as it grows.
+//! - **Records.** Every window's trailing-day mean is a candidate. The highest and the lowest
+//!   candidate of each hour join the records once that hour is a whole day old, so the current
+//!   day is compared with days that do not overlap it, and a day does not move its own bar as
+//!   it grows.
+//! - **Both ways.** A day quieter than any before it is news too: a channel that broke, an
+//!   intake that stopped, a topic's complaints routed elsewhere (Twitter GOOG's quietest day,
+//!   2015-03-22, opens a window NAB labels; so does the quietest day of the road behind
+//!   `TravelTime_451`). The near-silence test of the count model needs three windows at under
+//!   a fifth of the forecast; a whole day a few per cent below every earlier one never
+//!   reaches it.
 //! - **A day needs its data.** A trailing day counts (as a candidate, or to mark) only when its
 //!   data reach back [`Params::day_reach_hours`] hours: after a gap of several hours, the few
 //!   hours since the gap are not a day (a road sensor that reports again at rush hour would
 //!   otherwise "beat" every daily mean).
 //! - **A mark** when the series has a week of event time (a whole weekly cycle in the record),
-//!   the record is positive, the trailing day's mean exceeds it by more than
-//!   [`Params::day_margin`], and the series' last day-record mark is
+//!   the record is positive, the trailing day's mean lies beyond it (above the busiest, below
+//!   the quietest) by more than [`Params::day_margin`], and the series' last day-record mark is
 //!   [`Params::day_quiet_ms`] old or more (a day that stays above the record is one event).
 //!
 //! It feeds `onset_score` only, at [`DAY_RECORD_SCORE`], below the alarm threshold of 0.5: a
@@ -45,19 +53,25 @@ pub struct DayRecord {
     /// Hours with data, oldest first, as (hour since the epoch, sum, windows); the newest is the
     /// current hour.
     hours: VecDeque<(i64, f64, u32)>,
-    /// Per hour, the highest trailing-day mean seen in it, until the hour is a day old.
-    pending: VecDeque<(i64, f64)>,
+    /// Per hour, the highest and the lowest trailing-day mean seen in it, until the hour is a
+    /// day old.
+    pending: VecDeque<(i64, f64, f64)>,
     /// Highest trailing-day mean of the hours a day old or more.
     record: Option<f64>,
+    /// Lowest trailing-day mean of the hours a day old or more.
+    #[serde(default)]
+    low: Option<f64>,
     /// Event time of the first window seen.
     first_ms: Option<i64>,
     last_mark_ms: Option<i64>,
 }
 
 impl DayRecord {
-    /// Learns the window starting at `t_ms` with value `x`; returns how far the trailing day's
-    /// mean lies above the record (0.04: 4 % above) when this window marks a record day, else 0.
-    /// Windows arrive in event-time order; one earlier than the current hour is ignored.
+    /// Learns the window starting at `t_ms` with value `x`. When this window marks a record day,
+    /// returns how far the trailing day's mean lies beyond the record: above the busiest day
+    /// as a positive fraction (0.04: 4 % above), below the quietest as a negative one (-0.04:
+    /// 4 % below); else 0. Windows arrive in event-time order; one earlier than the current
+    /// hour is ignored.
     pub fn step(&mut self, t_ms: i64, x: f64, p: &Params) -> f64 {
         if !x.is_finite() {
             return 0.0;
@@ -75,12 +89,13 @@ impl DayRecord {
         while self.hours.front().is_some_and(|&(o, ..)| o < h - DAY_HOURS) {
             self.hours.pop_front();
         }
-        while let Some(&(o, m)) = self.pending.front() {
+        while let Some(&(o, hi, lo)) = self.pending.front() {
             if o >= h - DAY_HOURS {
                 break;
             }
             self.pending.pop_front();
-            self.record = Some(self.record.map_or(m, |r| r.max(m)));
+            self.record = Some(self.record.map_or(hi, |r| r.max(hi)));
+            self.low = Some(self.low.map_or(lo, |r| r.min(lo)));
         }
         let (sum, n) = self
             .hours
@@ -91,19 +106,31 @@ impl DayRecord {
             return 0.0;
         }
         let mean = sum / f64::from(n);
+        let ready = t_ms - first >= p.day_warmup_ms
+            && self.last_mark_ms.is_none_or(|m| t_ms - m >= p.day_quiet_ms);
         let mut excess = 0.0;
-        if let Some(r) = self.record
-            && r > 0.0
-            && t_ms - first >= p.day_warmup_ms
-            && mean > r * (1.0 + p.day_margin)
-            && self.last_mark_ms.is_none_or(|m| t_ms - m >= p.day_quiet_ms)
-        {
+        if ready {
+            if let Some(r) = self.record
+                && r > 0.0
+                && mean > r * (1.0 + p.day_margin)
+            {
+                excess = mean / r - 1.0;
+            } else if let Some(r) = self.low
+                && r > 0.0
+                && mean < r * (1.0 - p.day_margin)
+            {
+                excess = mean / r - 1.0;
+            }
+        }
+        if excess != 0.0 {
             self.last_mark_ms = Some(t_ms);
-            excess = mean / r - 1.0;
         }
         match self.pending.back_mut() {
-            Some((o, m)) if *o == h => *m = m.max(mean),
-            _ => self.pending.push_back((h, mean)),
+            Some((o, hi, lo)) if *o == h => {
+                *hi = hi.max(mean);
+                *lo = lo.min(mean);
+            }
+            _ => self.pending.push_back((h, mean, mean)),
         }
         excess
     }
@@ -132,7 +159,7 @@ mod tests {
         for day in days {
             for w in 0..288 {
                 let e = d.step(day * 24 * HOUR_MS + w * W, value(day, w), &p);
-                if e > 0.0 {
+                if e != 0.0 {
                     marks.push((day, w, e));
                 }
             }
@@ -161,16 +188,32 @@ mod tests {
     }
 
     #[test]
+    fn a_quieter_day_than_ever_marks_once_below() {
+        let mut d = DayRecord::default();
+        assert!(run(&mut d, 0..14, |_, w| shape(w)).is_empty());
+        // Day 14 holds 30 % fewer complaints all day, none of its windows near silence.
+        let marks = run(&mut d, 14..17, |day, w| {
+            shape(w) * if day == 14 { 0.7 } else { 1.0 }
+        });
+        assert_eq!(marks.len(), 1, "{marks:?}");
+        let (day, _, e) = marks[0];
+        assert_eq!(day, 14);
+        assert!(e < -0.03 && e > -0.3, "{e}");
+    }
+
+    #[test]
     fn nothing_in_the_first_week_nor_at_ordinary_days_nor_within_the_margin() {
         // Rising days: every day is a record, but the first week is warm-up.
         let mut d = DayRecord::default();
         let marks = run(&mut d, 0..7, |day, w| shape(w) * (1.0 + 0.1 * day as f64));
         assert!(marks.is_empty(), "{marks:?}");
-        // Ordinary days never mark; days 2 % busier lie within the margin.
+        // Ordinary days never mark; days 2 % busier or quieter lie within the margin.
         let mut d = DayRecord::default();
         let marks = run(&mut d, 0..14, |_, w| shape(w));
         assert!(marks.is_empty(), "{marks:?}");
         let marks = run(&mut d, 14..17, |_, w| shape(w) * 1.02);
+        assert!(marks.is_empty(), "{marks:?}");
+        let marks = run(&mut d, 17..20, |_, w| shape(w) * 0.98);
         assert!(marks.is_empty(), "{marks:?}");
     }
 

@@ -148,8 +148,9 @@ pub struct Assessment {
     /// cut to 0.2 x score for a day after a window reached 0.5: what an onset-marking consumer
     /// such as the NAB backtest should threshold. The lifecycle does not use it.
     pub onset_score: f64,
-    /// When this window's trailing day set a record (1.9, `day.rs`): how far its mean lies above
-    /// the busiest earlier day (0.05: 5 % above); else 0. At most once in 48 hours per series.
+    /// When this window's trailing day set a record (1.9, `day.rs`): how far its mean lies
+    /// beyond every earlier day, above the busiest (0.05: 5 % above) or below the quietest
+    /// (-0.05: 5 % below); else 0. At most once in 48 hours per series.
     pub day_record: f64,
     pub ratio: f64,
     pub state: SeriesState,

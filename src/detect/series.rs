@@ -90,7 +90,7 @@ pub struct SeriesDetector {
     /// again).
     #[serde(default)]
     range: Range,
-    /// The busiest trailing day this series has shown (1.9; absent from older checkpoints:
+    /// The busiest and quietest trailing days this series has shown (1.9; absent from older checkpoints:
     /// starts empty and marks nothing until it has a week of event time again).
     #[serde(default)]
     day: DayRecord,
@@ -426,7 +426,7 @@ impl SeriesDetector {
             onset_score *= SUB_ALARM_ONSET_SCALE;
         }
         let day_record = self.day.step(t_ms, o.x, p);
-        if day_record > 0.0 {
+        if day_record != 0.0 {
             onset_score = onset_score.max(DAY_RECORD_SCORE);
         }
         let in_crisis = self.state == SeriesState::Crisis;

@@ -77,6 +77,12 @@ impl WindowScored<'_> {
                 above_record_pct = r1(100.0 * r.day_record),
                 "the last 24 hours are this topic's busiest on record"
             );
+        } else if r.day_record < 0.0 {
+            tracing::info!(
+                topic = %self.topic,
+                below_record_pct = r1(-100.0 * r.day_record),
+                "the last 24 hours are this topic's quietest on record"
+            );
         }
         tracing::debug!(
             topic = %self.topic,

@@ -87,7 +87,9 @@ impl Metrics {
         for t in topics {
             self.complaints_by_topic.with_label_values(&[t]);
             self.crisis_state.with_label_values(&[t]);
-            self.day_records.with_label_values(&[t]);
+            for d in ["busiest", "quietest"] {
+                self.day_records.with_label_values(&[t, d]);
+            }
             for s in [
                 CrisisState::Opened,
                 CrisisState::Escalated,
@@ -112,8 +114,15 @@ impl Metrics {
             .set(r.expected);
         self.window_upper.with_label_values(&[topic]).set(r.upper);
         self.window_score.with_label_values(&[topic]).set(r.score);
-        if r.day_record > 0.0 {
-            self.day_records.with_label_values(&[topic]).inc();
+        if r.day_record != 0.0 {
+            let direction = if r.day_record > 0.0 {
+                "busiest"
+            } else {
+                "quietest"
+            };
+            self.day_records
+                .with_label_values(&[topic, direction])
+                .inc();
         }
         self.crisis_state
             .with_label_values(&[topic])

@@ -125,8 +125,8 @@ impl Metrics {
             ),
             day_records: b.counter_vec(
                 "crisis_pulse_day_records_total",
-                "Times a topic's last 24 hours of complaints were its busiest on record (more than 3 % above every earlier day, after a week; at most once in 48 hours per topic).",
-                t,
+                "Times a topic's last 24 hours of complaints were its busiest or quietest on record (more than 3 % beyond every earlier day, after a week; at most once in 48 hours per topic), by topic and direction (busiest, quietest).",
+                &["topic", "direction"],
             ),
             crises: b.counter_vec(
                 "crisis_pulse_crises_total",
