@@ -163,6 +163,10 @@ pub struct Params {
     /// ... and a trailing day counts only when its data reach back this many hours.
     #[serde(default = "default_day_reach_hours")]
     pub day_reach_hours: u32,
+    /// On counts the margin is at least this many Poisson standard deviations of the day's
+    /// total (3: a topic's ordinary days never set records by noise alone).
+    #[serde(default = "default_day_count_sd")]
+    pub day_count_sd: f64,
 }
 
 /// What a checkpoint of a detector before 1.6 restores with, and the defaults (see `range.rs`
@@ -197,6 +201,10 @@ fn default_day_quiet_ms() -> i64 {
 
 fn default_day_reach_hours() -> u32 {
     20
+}
+
+fn default_day_count_sd() -> f64 {
+    3.0
 }
 
 /// Continuous values' Student-t degrees of freedom; also what a checkpoint of a detector before
@@ -255,6 +263,7 @@ impl Params {
             day_warmup_ms: default_day_warmup_ms(),
             day_quiet_ms: default_day_quiet_ms(),
             day_reach_hours: default_day_reach_hours(),
+            day_count_sd: default_day_count_sd(),
             rates: Rates {
                 level_half_life_ms: cfg.level_half_life.map_or(12 * hour, Dur::as_millis),
                 hod: 0.05,

@@ -27,7 +27,10 @@
 //!   otherwise "beat" every daily mean).
 //! - **A mark** when the series has a week of event time (a whole weekly cycle in the record),
 //!   the record is positive, the trailing day's mean lies beyond it (above the busiest, below
-//!   the quietest) by more than [`Params::day_margin`], and the series' last day-record mark is
+//!   the quietest) by more than [`Params::day_margin`] (on counts, and by at least
+//!   [`Params::day_count_sd`] Poisson standard deviations of the day's total: a topic with a few
+//!   dozen complaints a day swings by more than 3 % from one day to the next, and its record
+//!   days would be noise), and the series' last day-record mark is
 //!   [`Params::day_quiet_ms`] old or more (a day that stays above the record is one event).
 //!
 //! It feeds `onset_score` only, at [`DAY_RECORD_SCORE`], below the alarm threshold of 0.5: a
@@ -72,7 +75,9 @@ impl DayRecord {
     /// as a positive fraction (0.04: 4 % above), below the quietest as a negative one (-0.04:
     /// 4 % below); else 0. Windows arrive in event-time order; one earlier than the current
     /// hour is ignored.
-    pub fn step(&mut self, t_ms: i64, x: f64, p: &Params) -> f64 {
+    /// `counts`: the series is scored as counts, so a day's total varies by at least its
+    /// Poisson standard deviation, and the margin is at least [`Params::day_count_sd`] of them.
+    pub fn step(&mut self, t_ms: i64, x: f64, counts: bool, p: &Params) -> f64 {
         if !x.is_finite() {
             return 0.0;
         }
@@ -106,18 +111,23 @@ impl DayRecord {
             return 0.0;
         }
         let mean = sum / f64::from(n);
+        let margin = if counts {
+            p.day_margin.max(p.day_count_sd / sum.max(1.0).sqrt())
+        } else {
+            p.day_margin
+        };
         let ready = t_ms - first >= p.day_warmup_ms
             && self.last_mark_ms.is_none_or(|m| t_ms - m >= p.day_quiet_ms);
         let mut excess = 0.0;
         if ready {
             if let Some(r) = self.record
                 && r > 0.0
-                && mean > r * (1.0 + p.day_margin)
+                && mean > r * (1.0 + margin)
             {
                 excess = mean / r - 1.0;
             } else if let Some(r) = self.low
                 && r > 0.0
-                && mean < r * (1.0 - p.day_margin)
+                && mean < r * (1.0 - margin)
             {
                 excess = mean / r - 1.0;
             }
@@ -158,7 +168,7 @@ mod tests {
         let mut marks = Vec::new();
         for day in days {
             for w in 0..288 {
-                let e = d.step(day * 24 * HOUR_MS + w * W, value(day, w), &p);
+                let e = d.step(day * 24 * HOUR_MS + w * W, value(day, w), false, &p);
                 if e != 0.0 {
                     marks.push((day, w, e));
                 }
@@ -242,15 +252,42 @@ mod tests {
         let p = params();
         let start = 12 * 24 * HOUR_MS;
         for w in 100..300 {
-            let e = d.step(start + w * W, shape(w) * 1.5 + 20.0, &p);
+            let e = d.step(start + w * W, shape(w) * 1.5 + 20.0, false, &p);
             assert_eq!(e, 0.0, "window {w} after the gap marked");
         }
         // Once the data reach back far enough the day is judged: 1.5 x + 20 is a record.
         let mut marked = false;
         for w in 300..600 {
-            marked |= d.step(start + w * W, shape(w) * 1.5 + 20.0, &p) > 0.0;
+            marked |= d.step(start + w * W, shape(w) * 1.5 + 20.0, false, &p) > 0.0;
         }
         assert!(marked);
+    }
+
+    #[test]
+    fn a_sparse_count_series_needs_three_poisson_sd() {
+        // 0.2 complaints a window: about 58 a day, whose Poisson sd is 13 %. A day 10 % busier
+        // than ever is within its noise; 60 % busier is not.
+        let p = params();
+        let mut d = DayRecord::default();
+        let steady = |_, _| 0.2;
+        run(&mut d, 0..14, steady);
+        let mut marks = 0;
+        for w in 0..288 {
+            marks += u32::from(d.step(14 * 24 * HOUR_MS + w * W, 0.22, true, &p) != 0.0);
+        }
+        assert_eq!(marks, 0);
+        for w in 0..288 {
+            marks += u32::from(d.step(15 * 24 * HOUR_MS + w * W, 0.32, true, &p) != 0.0);
+        }
+        assert_eq!(marks, 1);
+        // As a continuous series (no Poisson floor), 10 % above the record marks.
+        let mut d = DayRecord::default();
+        run(&mut d, 0..14, steady);
+        let mut marks = 0;
+        for w in 0..288 {
+            marks += u32::from(d.step(14 * 24 * HOUR_MS + w * W, 0.22, false, &p) != 0.0);
+        }
+        assert_eq!(marks, 1);
     }
 
     #[test]
@@ -259,7 +296,7 @@ mod tests {
         run(&mut d, 0..9, |_, w| shape(w));
         let p = params();
         let before = d.clone();
-        assert_eq!(d.step(3 * 24 * HOUR_MS, 1e6, &p), 0.0);
+        assert_eq!(d.step(3 * 24 * HOUR_MS, 1e6, false, &p), 0.0);
         assert_eq!(d, before);
         let mut bytes = Vec::new();
         ciborium::into_writer(&d, &mut bytes).unwrap();

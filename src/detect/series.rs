@@ -425,7 +425,7 @@ impl SeriesDetector {
         if onset_score < 0.5 {
             onset_score *= SUB_ALARM_ONSET_SCALE;
         }
-        let day_record = self.day.step(t_ms, o.x, p);
+        let day_record = self.day.step(t_ms, o.x, o.f.counts, p);
         if day_record != 0.0 {
             onset_score = onset_score.max(DAY_RECORD_SCORE);
         }
