@@ -150,9 +150,11 @@ fn channel_going_silent_opens_a_crisis_and_recovery_does_not() {
     );
 }
 
-/// 500 quiet topics of assorted volumes for two weeks (the first is warm-up): false crises in
-/// the second week, with and without cross-topic FDR control.
-fn quiet_topics(fdr: bool) -> usize {
+/// 500 quiet topics of assorted volumes for three weeks (the first is warm-up): false crises in
+/// the last two, with and without cross-topic FDR control, and the record days marked (the
+/// day records need a week of history: the second week has one week of days behind it, the
+/// third two).
+fn quiet_topics(fdr: bool) -> (usize, usize) {
     let cfg = DetectConfig {
         fdr: Some(fdr),
         ..DetectConfig::default()
@@ -166,7 +168,8 @@ fn quiet_topics(fdr: bool) -> usize {
     let mut counts = vec![0.0; n];
     let mut out = Vec::new();
     let mut opened = 0;
-    for w in 0..2 * WEEK {
+    let mut record_days = 0;
+    for w in 0..3 * WEEK {
         for (c, &l) in counts.iter_mut().zip(&levels) {
             *c = sim.draw(topic(l, w));
         }
@@ -176,18 +179,29 @@ fn quiet_topics(fdr: bool) -> usize {
                 .iter()
                 .filter(|a| matches!(a.transition, Some(Transition::Opened { .. })))
                 .count();
+            record_days += out.iter().filter(|a| a.day_record != 0.0).count();
         }
         debug_assert!(out.iter().all(|a| a.score.is_finite()));
     }
     assert!(out.iter().all(|a| a.state != SeriesState::Warmup));
-    opened
+    (opened, record_days)
 }
 
 #[test]
 fn fdr_keeps_500_quiet_topics_quiet() {
-    let with = quiet_topics(true);
-    let without = quiet_topics(false);
-    println!("500 quiet topics, one week: {with} false crises with FDR, {without} without");
-    assert!(with <= 2, "{with}");
+    let (with, days) = quiet_topics(true);
+    let (without, _) = quiet_topics(false);
+    println!(
+        "500 quiet topics, two weeks: {with} false crises with FDR, {without} without; \
+         {days} record days"
+    );
+    assert!(with <= 4, "{with}");
     assert!(with <= without);
+    // Record days are not crises (they open nothing), but a quiet topic should rarely have one:
+    // 22 in these two weeks (with the records one and two weeks old; they grow rarer as the
+    // records age), all on weekends, all quietest days of 3.0-3.4 % below the record.
+    assert!(
+        days <= 40,
+        "{days} record days among 500 quiet topics in two weeks"
+    );
 }

@@ -25,7 +25,8 @@
 //!   data reach back [`Params::day_reach_hours`] hours: after a gap of several hours, the few
 //!   hours since the gap are not a day (a road sensor that reports again at rush hour would
 //!   otherwise "beat" every daily mean).
-//! - **A mark** when the series has a week of event time (a whole weekly cycle in the record),
+//! - **A mark** when the series has eight days of event time (a whole weekly cycle of trailing
+//!   days in the records: the first day has none),
 //!   the record is positive, the trailing day's mean lies beyond it (above the busiest, below
 //!   the quietest) by more than [`Params::day_margin`] (on counts, and by at least
 //!   [`Params::day_count_sd`] Poisson standard deviations of the day's total: a topic with a few

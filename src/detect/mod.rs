@@ -36,7 +36,7 @@ pub const DETECTOR_VERSION: &str = "cp-detect-1.9";
 /// series' range record, which starts empty and marks nothing until it is warm again; 1.7
 /// only stops new series' ranges from learning their first hour; 1.8 counts each series' tail
 /// at more levels, the 1.7 ones first and unchanged, the new ones starting at zero; 1.9 adds
-/// each series' day record, which starts empty and marks nothing for a week).
+/// each series' day record, which starts empty and marks nothing for eight days).
 /// A checkpoint of any other detector is refused with `StateError::DetectorChanged` and needs
 /// `--reset-state`.
 pub const RESTORES_FROM: &[&str] = &[

@@ -91,7 +91,7 @@ pub struct SeriesDetector {
     #[serde(default)]
     range: Range,
     /// The busiest and quietest trailing days this series has shown (1.9; absent from older checkpoints:
-    /// starts empty and marks nothing until it has a week of event time again).
+    /// starts empty and marks nothing until it has eight days of event time again).
     #[serde(default)]
     day: DayRecord,
 }

@@ -125,7 +125,7 @@ impl Metrics {
             ),
             day_records: b.counter_vec(
                 "crisis_pulse_day_records_total",
-                "Times a topic's last 24 hours of complaints were its busiest or quietest on record (more than 3 % beyond every earlier day, after a week; at most once in 48 hours per topic), by topic and direction (busiest, quietest).",
+                "Times a topic's last 24 hours of complaints were its busiest or quietest on record (more than 3 % beyond every earlier day, after eight days; at most once in 48 hours per topic), by topic and direction (busiest, quietest).",
                 &["topic", "direction"],
             ),
             crises: b.counter_vec(
