@@ -63,7 +63,6 @@ pub struct DayRecord {
     /// Highest trailing-day mean of the hours a day old or more.
     record: Option<f64>,
     /// Lowest trailing-day mean of the hours a day old or more.
-    #[serde(default)]
     low: Option<f64>,
     /// Event time of the first window seen.
     first_ms: Option<i64>,
@@ -76,6 +75,7 @@ impl DayRecord {
     /// as a positive fraction (0.04: 4 % above), below the quietest as a negative one (-0.04:
     /// 4 % below); else 0. Windows arrive in event-time order; one earlier than the current
     /// hour is ignored.
+    ///
     /// `counts`: the series is scored as counts, so a day's total varies by at least its
     /// Poisson standard deviation, and the margin is at least [`Params::day_count_sd`] of them.
     pub fn step(&mut self, t_ms: i64, x: f64, counts: bool, p: &Params) -> f64 {
