@@ -227,6 +227,14 @@ def build():
             "expr": 'changes(crisis_pulse_crises_total{state="opened"}[1m]) > 0',
             "titleFormat": "crisis opened: {{topic}}",
             "step": "30s",
+        }, {
+            "name": "Record days",
+            "datasource": DS,
+            "enable": True,
+            "iconColor": "orange",
+            "expr": "changes(crisis_pulse_day_records_total[1m]) > 0",
+            "titleFormat": "{{direction}} day on record: {{topic}}",
+            "step": "30s",
         }]},
         "panels": panels,
     }
