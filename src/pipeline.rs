@@ -39,6 +39,20 @@ pub struct WindowReport {
     pub day_record: f64,
 }
 
+impl WindowReport {
+    /// Which record the series' last 24 hours set, if any: `busiest` or `quietest` (the
+    /// `direction` label of `crisis_pulse_day_records_total`).
+    pub fn record_day(&self) -> Option<&'static str> {
+        if self.day_record > 0.0 {
+            Some("busiest")
+        } else if self.day_record < 0.0 {
+            Some("quietest")
+        } else {
+            None
+        }
+    }
+}
+
 /// What the pipeline produces as windows close.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {

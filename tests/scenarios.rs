@@ -152,8 +152,8 @@ fn channel_going_silent_opens_a_crisis_and_recovery_does_not() {
 
 /// 500 quiet topics of assorted volumes for three weeks (the first is warm-up): false crises in
 /// the last two, with and without cross-topic FDR control, and the record days marked (the
-/// day records need a week of history: the second week has one week of days behind it, the
-/// third two).
+/// day records need eight days of history: the second week has about one week of days behind
+/// it, the third two).
 fn quiet_topics(fdr: bool) -> (usize, usize) {
     let cfg = DetectConfig {
         fdr: Some(fdr),

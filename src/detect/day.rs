@@ -158,18 +158,28 @@ mod tests {
         Params::resolve(&DetectConfig::default(), W)
     }
 
-    /// Feeds `days` days of five-minute windows of `value(day, window of the day)`; returns the
-    /// windows that marked, as (day, window of the day, excess).
+    /// Feeds `days` days of five-minute windows of `value(day, window of the day)` of a
+    /// continuous series; returns the windows that marked, as (day, window of the day, excess).
     fn run(
         d: &mut DayRecord,
         days: std::ops::Range<i64>,
         value: impl Fn(i64, i64) -> f64,
     ) -> Vec<(i64, i64, f64)> {
+        run_as(d, days, value, false)
+    }
+
+    /// [`run`], scored as counts or not.
+    fn run_as(
+        d: &mut DayRecord,
+        days: std::ops::Range<i64>,
+        value: impl Fn(i64, i64) -> f64,
+        counts: bool,
+    ) -> Vec<(i64, i64, f64)> {
         let p = params();
         let mut marks = Vec::new();
         for day in days {
             for w in 0..288 {
-                let e = d.step(day * 24 * HOUR_MS + w * W, value(day, w), false, &p);
+                let e = d.step(day * 24 * HOUR_MS + w * W, value(day, w), counts, &p);
                 if e != 0.0 {
                     marks.push((day, w, e));
                 }
@@ -183,32 +193,32 @@ mod tests {
         10.0 + 8.0 * ((w as f64 / 288.0 - 0.25) * std::f64::consts::TAU).sin()
     }
 
-    #[test]
-    fn a_busier_day_than_ever_marks_once() {
+    /// Two ordinary weeks, then day 14 at `factor` x the ordinary day, then two ordinary
+    /// days: asserts that exactly one window marked, on day 14, and returns its excess.
+    fn one_record_day(factor: f64) -> f64 {
         let mut d = DayRecord::default();
         assert!(run(&mut d, 0..14, |_, w| shape(w)).is_empty());
-        // Day 14 is 20 % busier all day: the trailing day passes the record (+3 %) during it.
         let marks = run(&mut d, 14..17, |day, w| {
-            shape(w) * if day == 14 { 1.2 } else { 1.0 }
+            shape(w) * if day == 14 { factor } else { 1.0 }
         });
         assert_eq!(marks.len(), 1, "{marks:?}");
         let (day, w, e) = marks[0];
         assert_eq!(day, 14);
         assert!(w > 0 && w < 288, "{w}");
+        e
+    }
+
+    #[test]
+    fn a_busier_day_than_ever_marks_once() {
+        // Day 14 is 20 % busier all day: the trailing day passes the record (+3 %) during it.
+        let e = one_record_day(1.2);
         assert!(e > 0.03 && e < 0.2, "{e}");
     }
 
     #[test]
     fn a_quieter_day_than_ever_marks_once_below() {
-        let mut d = DayRecord::default();
-        assert!(run(&mut d, 0..14, |_, w| shape(w)).is_empty());
         // Day 14 holds 30 % fewer complaints all day, none of its windows near silence.
-        let marks = run(&mut d, 14..17, |day, w| {
-            shape(w) * if day == 14 { 0.7 } else { 1.0 }
-        });
-        assert_eq!(marks.len(), 1, "{marks:?}");
-        let (day, _, e) = marks[0];
-        assert_eq!(day, 14);
+        let e = one_record_day(0.7);
         assert!(e < -0.03 && e > -0.3, "{e}");
     }
 
@@ -268,27 +278,15 @@ mod tests {
     fn a_sparse_count_series_needs_three_poisson_sd() {
         // 0.2 complaints a window: about 58 a day, whose Poisson sd is 13 %. A day 10 % busier
         // than ever is within its noise; 60 % busier is not.
-        let p = params();
         let mut d = DayRecord::default();
         let steady = |_, _| 0.2;
-        run(&mut d, 0..14, steady);
-        let mut marks = 0;
-        for w in 0..288 {
-            marks += u32::from(d.step(14 * 24 * HOUR_MS + w * W, 0.22, true, &p) != 0.0);
-        }
-        assert_eq!(marks, 0);
-        for w in 0..288 {
-            marks += u32::from(d.step(15 * 24 * HOUR_MS + w * W, 0.32, true, &p) != 0.0);
-        }
-        assert_eq!(marks, 1);
+        run_as(&mut d, 0..14, steady, true);
+        assert!(run_as(&mut d, 14..15, |_, _| 0.22, true).is_empty());
+        assert_eq!(run_as(&mut d, 15..16, |_, _| 0.32, true).len(), 1);
         // As a continuous series (no Poisson floor), 10 % above the record marks.
         let mut d = DayRecord::default();
         run(&mut d, 0..14, steady);
-        let mut marks = 0;
-        for w in 0..288 {
-            marks += u32::from(d.step(14 * 24 * HOUR_MS + w * W, 0.22, false, &p) != 0.0);
-        }
-        assert_eq!(marks, 1);
+        assert_eq!(run(&mut d, 14..15, |_, _| 0.22).len(), 1);
     }
 
     #[test]

@@ -90,8 +90,9 @@ pub struct SeriesDetector {
     /// again).
     #[serde(default)]
     range: Range,
-    /// The busiest and quietest trailing days this series has shown (1.9; absent from older checkpoints:
-    /// starts empty and marks nothing until it has eight days of event time again).
+    /// The busiest and quietest trailing days this series has shown (1.9; absent from older
+    /// checkpoints: starts empty and marks nothing until it has eight days of event time
+    /// again).
     #[serde(default)]
     day: DayRecord,
 }

@@ -71,17 +71,11 @@ impl WindowScored<'_> {
             return;
         }
         m.window(self.topic, r);
-        if r.day_record > 0.0 {
+        if let Some(direction) = r.record_day() {
             tracing::info!(
                 topic = %self.topic,
-                above_record_pct = r1(100.0 * r.day_record),
-                "the last 24 hours are this topic's busiest on record"
-            );
-        } else if r.day_record < 0.0 {
-            tracing::info!(
-                topic = %self.topic,
-                below_record_pct = r1(-100.0 * r.day_record),
-                "the last 24 hours are this topic's quietest on record"
+                beyond_record_pct = r1(100.0 * r.day_record.abs()),
+                "the last 24 hours are this topic's {direction} on record"
             );
         }
         tracing::debug!(

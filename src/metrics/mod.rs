@@ -114,12 +114,7 @@ impl Metrics {
             .set(r.expected);
         self.window_upper.with_label_values(&[topic]).set(r.upper);
         self.window_score.with_label_values(&[topic]).set(r.score);
-        if r.day_record != 0.0 {
-            let direction = if r.day_record > 0.0 {
-                "busiest"
-            } else {
-                "quietest"
-            };
+        if let Some(direction) = r.record_day() {
             self.day_records
                 .with_label_values(&[topic, direction])
                 .inc();
